@@ -1,0 +1,75 @@
+// Reading a (zstd-compressed) tar stream entry by entry, in one pass.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "core/io.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+struct archive;
+
+namespace ferry::bundle {
+
+enum class EntryType { regular, directory, symlink, hardlink, character_device, block_device, fifo, other };
+
+struct TarEntry {
+  std::string path;        // as stored (pax path overrides applied), not normalised
+  EntryType type = EntryType::regular;
+  std::uint64_t size = 0;  // the header's size (0 for links and devices)
+  std::string link_target; // symlinks and hardlinks
+};
+
+// Reads a tar stream from `in`, zstd-compressed or plain, streaming (memory bounded by
+// libarchive's buffers, whatever the entry sizes). Not copyable or movable.
+// Errors are IntegrityErrors naming `display` and, once one was read, the entry:
+//   "bundle x.tar.zst is truncated inside entry blobs/sha256/ab…"
+//   "bundle x.tar.zst: reading entry index.json: <libarchive message>"
+class TarReader {
+public:
+  TarReader(core::Source& in, std::string display);
+  TarReader(const TarReader&) = delete;
+  TarReader(TarReader&&) = delete;
+  TarReader& operator=(const TarReader&) = delete;
+  TarReader& operator=(TarReader&&) = delete;
+  ~TarReader();
+
+  // The next entry's header; nullopt at the end of the archive. Unread data of the
+  // previous entry is skipped.
+  std::optional<TarEntry> next();
+  // Data of the current entry: up to `size` bytes, 0 at its end.
+  std::size_t read(char* data, std::size_t size);
+  // The current entry's data as a Source (valid until next()).
+  core::Source& body() { return m_body; }
+  // Bytes consumed from `in` so far (compressed offset), for messages.
+  std::uint64_t consumed() const noexcept { return m_consumed; }
+
+  // Called by the libarchive read callback.
+  std::size_t on_read(const void** buffer);
+
+private:
+  class Body final : public core::Source {
+  public:
+    explicit Body(TarReader& reader) : m_reader(reader) {}
+    std::size_t read(char* data, std::size_t size) override { return m_reader.read(data, size); }
+
+  private:
+    TarReader& m_reader;
+  };
+  [[noreturn]] void fail(const std::string& doing);
+
+  struct ArchiveFree {
+    void operator()(archive* a) const noexcept;
+  };
+  core::Source& m_in;
+  std::string m_display;
+  std::unique_ptr<archive, ArchiveFree> m_archive;
+  std::string m_in_buffer;
+  std::optional<std::string> m_current; // path of the current entry
+  std::uint64_t m_consumed = 0;
+  Body m_body{*this};
+};
+
+} // namespace ferry::bundle

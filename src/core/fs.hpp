@@ -1,0 +1,120 @@
+// Files: owned descriptors, file streams, atomic outputs and temporary directories.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "core/io.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace ferry::core {
+
+// Owns a POSIX file descriptor; closes it on destruction.
+class UniqueFd {
+public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) noexcept : m_fd(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : m_fd(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd();
+
+  int get() const noexcept { return m_fd; }
+  explicit operator bool() const noexcept { return m_fd >= 0; }
+  int release() noexcept {
+    int fd = m_fd;
+    m_fd = -1;
+    return fd;
+  }
+
+private:
+  int m_fd = -1;
+};
+
+// Reads a regular file. Opening a missing or unreadable file throws UsageError naming it
+// (the operator passed a wrong path); a read error later throws Error.
+class FileSource final : public Source {
+public:
+  explicit FileSource(std::filesystem::path path);
+  std::size_t read(char* data, std::size_t size) override;
+  // Positions the next read at `offset` bytes from the start.
+  void seek(std::uint64_t offset);
+  std::uint64_t size() const;
+  const std::filesystem::path& path() const noexcept { return m_path; }
+
+private:
+  std::filesystem::path m_path;
+  UniqueFd m_fd;
+};
+
+// Writes to an open descriptor it owns; write errors (ENOSPC…) throw naming `display`.
+class FdSink final : public Sink {
+public:
+  FdSink(UniqueFd fd, std::string display) : m_fd(std::move(fd)), m_display(std::move(display)) {}
+  void write(const char* data, std::size_t size) override;
+  using Sink::write;
+  int fd() const noexcept { return m_fd.get(); }
+  // fsync, then close; throws on failure.
+  void sync_and_close();
+
+private:
+  UniqueFd m_fd;
+  std::string m_display;
+};
+
+enum class Overwrite { no, yes };
+
+// An output file written under a temporary name beside `target` (".NAME.ferry-XXXXXX")
+// and renamed onto it by commit(), after an fsync. Until commit() nothing exists under
+// the final name; destroying an uncommitted AtomicFile removes the temporary file.
+// With Overwrite::no, commit() fails if `target` appeared meanwhile (and the constructor
+// fails at once if it exists).
+class AtomicFile {
+public:
+  AtomicFile(std::filesystem::path target, unsigned mode = 0644, Overwrite overwrite = Overwrite::yes);
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile();
+
+  Sink& sink() { return *m_sink; }
+  void commit();
+  const std::filesystem::path& target() const noexcept { return m_target; }
+
+private:
+  std::filesystem::path m_target;
+  std::filesystem::path m_temp;
+  std::unique_ptr<FdSink> m_sink;
+  Overwrite m_overwrite;
+  bool m_committed = false;
+};
+
+// A directory removed with everything in it on destruction, unless keep() was called.
+// Created with mkdtemp beside `near` (a sibling path) or, if `near` is empty, under
+// $TMPDIR.
+class TempDir {
+public:
+  explicit TempDir(const std::filesystem::path& near = {}, std::string_view prefix = "ferry");
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+
+  const std::filesystem::path& path() const noexcept { return m_path; }
+  void keep() noexcept { m_keep = true; }
+
+private:
+  std::filesystem::path m_path;
+  bool m_keep = false;
+};
+
+// Writes `bytes` to `target` atomically (see AtomicFile).
+void write_file_atomic(const std::filesystem::path& target, std::string_view bytes, unsigned mode = 0644);
+
+// Reads a whole file of at most `limit` bytes; a missing file is a UsageError naming it.
+std::string read_file(const std::filesystem::path& path, std::size_t limit = 64u << 20);
+
+// The path as an operator should see it in messages (as given, not made absolute).
+inline std::string display(const std::filesystem::path& path) { return path.string(); }
+
+} // namespace ferry::core

@@ -1,0 +1,42 @@
+// A content-addressed directory of blobs (blobs/sha256/<hex>), written atomically.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "core/digest.hpp"
+#include "core/io.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string_view>
+
+namespace ferry::oci {
+
+struct StoredBlob {
+  core::Digest digest;
+  std::uint64_t size = 0;
+};
+
+// Blobs land under a temporary name while they are hashed and are renamed to their
+// digest only once complete and (when an expected digest is given) checked: a file under
+// blobs/sha256/ always holds exactly the bytes its name says.
+class BlobStore {
+public:
+  // Creates `root/blobs/sha256` as needed.
+  explicit BlobStore(std::filesystem::path root);
+
+  // Streams `source` in while hashing it. With `expected`, a different digest or size
+  // throws IntegrityError naming `what`, expected and actual, and stores nothing.
+  StoredBlob put(core::Source& source, std::string_view what, const std::optional<core::Digest>& expected = {},
+                 std::optional<std::uint64_t> expected_size = {});
+  StoredBlob put_bytes(std::string_view bytes);
+
+  bool contains(const core::Digest& digest) const;
+  std::filesystem::path path(const core::Digest& digest) const;
+  const std::filesystem::path& root() const noexcept { return m_root; }
+
+private:
+  std::filesystem::path m_root;
+};
+
+} // namespace ferry::oci
