@@ -1,1 +1,360 @@
-// placeholder: being written
+// The pack pipeline: composes the manifest parser, the local sources, the chart reader,
+// the signer and the tar writer; it holds no format knowledge of its own.
+// SPDX-License-Identifier: Apache-2.0
+#include "pack.hpp"
+
+#include "bundle/bundle_manifest.hpp"
+#include "bundle/signing.hpp"
+#include "bundle/tar_writer.hpp"
+#include "chart/chart_archive.hpp"
+#include "core/encoding.hpp"
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "oci/blob_store.hpp"
+#include "oci/docker_archive.hpp"
+#include "oci/layout_reader.hpp"
+#include "oci/manifest.hpp"
+#include "oci/media_types.hpp"
+#include "oci/reference.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace ferry {
+
+namespace fs = std::filesystem;
+
+std::filesystem::path checksum_path_for(const fs::path& bundle) {
+  std::string name = bundle.filename().string();
+  constexpr std::string_view suffix = ".tar.zst";
+  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    name.resize(name.size() - suffix.size());
+  }
+  return bundle.parent_path() / (name + ".sha256");
+}
+
+namespace {
+
+struct PlannedBlob {
+  oci::BlobRef ref;
+  std::string origin; // what it came from, for messages
+};
+
+// Everything that goes into the bundle's layout, deduplicated by digest.
+class Plan {
+public:
+  void add(const oci::BlobRef& ref, const std::string& origin) {
+    auto [it, inserted] = m_blobs.emplace(ref.descriptor.digest, PlannedBlob{ref, origin});
+    if (inserted) return;
+    PlannedBlob& have = it->second;
+    if (have.ref.descriptor.size != ref.descriptor.size) {
+      throw core::IntegrityError("blob " + ref.descriptor.digest.str() + " is " + std::to_string(ref.descriptor.size) +
+                                 " bytes in " + origin + " but " + std::to_string(have.ref.descriptor.size) + " bytes in " +
+                                 have.origin);
+    }
+    // A copy ferry already checked is cheaper to write than one that must be hashed.
+    if (have.ref.checked == oci::Checked::no && ref.checked == oci::Checked::yes) have = PlannedBlob{ref, origin};
+  }
+  void add_stored(oci::BlobStore& store, const oci::StoredBlob& stored, std::string media_type, const std::string& origin) {
+    add(oci::BlobRef{oci::Descriptor{std::move(media_type), stored.digest, stored.size, {}, {}, {}, {}},
+                     store.path(stored.digest), 0, oci::Checked::yes},
+        origin);
+  }
+  void add_root(oci::Descriptor root, const std::string& ref_name) {
+    if (!m_ref_names.insert(ref_name).second) {
+      throw core::UsageError("two entries of the manifest are both named " + ref_name,
+                             "give each image a distinct `name:` (or remove the duplicate)");
+    }
+    // Only the name ferry gives it: a source's own names (io.containerd.image.name,
+    // its ref.name) would contradict a `name:` from the manifest.
+    root.annotations = {{std::string(oci::k_annotation_ref_name), ref_name}};
+    m_roots.push_back(std::move(root));
+  }
+
+  // Manifests and indexes first, so a reader knows which blob belongs to which image
+  // before the bulk arrives; then everything else; each group ordered by digest.
+  std::vector<const PlannedBlob*> ordered() const {
+    std::vector<const PlannedBlob*> out;
+    for (const auto& [digest, blob] : m_blobs) out.push_back(&blob);
+    std::stable_sort(out.begin(), out.end(), [](const PlannedBlob* a, const PlannedBlob* b) {
+      return is_metadata(*a) && !is_metadata(*b);
+    });
+    return out;
+  }
+  const std::vector<oci::Descriptor>& roots() const noexcept { return m_roots; }
+
+  static bool is_metadata(const PlannedBlob& b) {
+    return oci::media_type::is_index(b.ref.descriptor.media_type) || oci::media_type::is_manifest(b.ref.descriptor.media_type);
+  }
+
+private:
+  std::map<core::Digest, PlannedBlob> m_blobs;
+  std::vector<oci::Descriptor> m_roots;
+  std::set<std::string> m_ref_names;
+};
+
+oci::PlatformFilter filter_for(const bundle::BundleManifest& manifest, const bundle::ManifestImage& image) {
+  return oci::PlatformFilter(image.platforms.empty() ? manifest.platforms : image.platforms);
+}
+
+// The full reference an image is known by: `name:` if given, else the name its source
+// records. A bare tag ("latest", as umoci and skopeo write into ref.name) is no name.
+std::string image_ref_name(const bundle::ManifestImage& image, const oci::ResolvedImage& resolved, const std::string& where) {
+  std::string name = image.name.empty() ? resolved.ref_name : image.name;
+  const bool bare_tag = name.find('/') == std::string::npos && name.find(':') == std::string::npos;
+  if (name.empty() || bare_tag) {
+    throw core::UsageError(where + ": image " + image.ref + " records no repository name" +
+                               (name.empty() ? "" : " (only the tag '" + name + "')"),
+                           "add `name: REPOSITORY:TAG` to this image in the manifest");
+  }
+  return oci::Reference::parse(name).str();
+}
+
+std::uint64_t sum_sizes(const std::vector<oci::BlobRef>& blobs) {
+  std::uint64_t total = 0;
+  for (const auto& b : blobs) total += b.descriptor.size;
+  return total;
+}
+
+std::string oci_tag(std::string version) {
+  // Helm stores a chart version's '+' as '_' in OCI tags (tags cannot hold '+').
+  std::replace(version.begin(), version.end(), '+', '_');
+  return version;
+}
+
+bool looks_like_constraint(const std::string& version) {
+  return version.find_first_of("^~<>=*xX|, ") != std::string::npos;
+}
+
+std::string mode_text(unsigned mode) {
+  char buffer[8];
+  std::snprintf(buffer, sizeof buffer, "%04o", mode & 07777);
+  return buffer;
+}
+
+class ChecksumMismatch {};
+
+} // namespace
+
+PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSink& progress) {
+  const bundle::BundleManifest manifest = bundle::load_bundle_manifest(options.manifest);
+  const bundle::PrivateKey key = core::with_context("loading signing key " + core::display(options.key), [&] {
+    return bundle::PrivateKey::load(options.key, options.passphrase);
+  });
+  if (options.compression_level < 1 || options.compression_level > 19) {
+    throw core::UsageError("compression level " + std::to_string(options.compression_level) + " is out of range",
+                           "use a level from 1 to 19 (3 is the default)");
+  }
+  const fs::path output_dir = options.output.has_parent_path() ? options.output.parent_path() : fs::path(".");
+  if (!fs::is_directory(output_dir)) {
+    throw core::UsageError("output directory " + core::display(output_dir) + " does not exist", "create it first");
+  }
+
+  core::TempDir work(options.output, "pack");
+  oci::BlobStore store(work.path());
+  Plan plan;
+  bundle::BundleDescriptor descriptor;
+  const std::string manifest_name = core::display(options.manifest);
+
+  // Images.
+  for (const auto& image : manifest.images) {
+    const std::string where = manifest_name + ":" + std::to_string(image.line);
+    core::with_context("resolving image " + image.ref + " (" + where + ")", [&] {
+      const oci::ImageSource source = oci::ImageSource::parse(image.ref);
+      const oci::PlatformFilter filter = filter_for(manifest, image);
+      oci::ResolvedImage resolved;
+      switch (source.kind) {
+      case oci::ImageSource::Kind::registry:
+        throw core::UsageError("image " + image.ref + " is a registry reference; this ferry version packs local sources only",
+                               "save the image locally first (`skopeo copy docker://" + source.location + " oci:DIR:TAG`) "
+                               "and list it as oci:DIR:TAG with a `name:`");
+      case oci::ImageSource::Kind::oci_layout:
+        resolved = oci::load_layout_image(manifest.resolve(source.location), source.ref, filter, store, log);
+        break;
+      case oci::ImageSource::Kind::docker_archive:
+        resolved = oci::load_docker_archive_image(manifest.resolve(source.location), source.ref, filter, store, log);
+        break;
+      }
+      const std::string ref_name = image_ref_name(image, resolved, where);
+      for (const auto& blob : resolved.blobs) plan.add(blob, image.ref);
+      plan.add_root(resolved.root, ref_name);
+      descriptor.images.push_back(bundle::ImageRecord{ref_name, image.ref, resolved.root.digest, resolved.source_digest,
+                                                      resolved.root.media_type, resolved.platforms,
+                                                      sum_sizes(resolved.blobs)});
+      std::string platforms;
+      for (const auto& p : resolved.platforms) platforms += (platforms.empty() ? "" : ", ") + p;
+      log.info("image " + ref_name + " from " + image.ref + ": " + std::to_string(resolved.blobs.size()) + " blobs, " +
+               std::to_string(sum_sizes(resolved.blobs)) + " bytes" + (platforms.empty() ? "" : ", " + platforms));
+    });
+  }
+
+  // Charts, stored as Helm OCI artifacts.
+  for (const auto& chart : manifest.charts) {
+    const std::string where = manifest_name + ":" + std::to_string(chart.line);
+    core::with_context("packing chart " + chart.name + " (" + where + ")", [&] {
+      if (chart.path.empty()) {
+        throw core::UsageError("chart " + chart.name + " comes from repository " + chart.repo +
+                                   "; this ferry version packs local charts only",
+                               "download it first (`helm pull`) and give `path: CHART.tgz`");
+      }
+      const chart::PackagedChart packaged = chart::load_chart(manifest.resolve(chart.path), options.source_date_epoch);
+      const auto& meta = packaged.metadata;
+      if (meta.name != chart.name) {
+        throw core::UsageError("chart at " + chart.path + " is named " + meta.name + " in its Chart.yaml, but the manifest calls it " +
+                                   chart.name,
+                               "use `name: " + meta.name + "` in the manifest");
+      }
+      if (!chart.version.empty() && !looks_like_constraint(chart.version) && chart.version != meta.version) {
+        throw core::UsageError("chart " + chart.name + " at " + chart.path + " has version " + meta.version +
+                                   ", the manifest asks for " + chart.version,
+                               "update `version:` in the manifest or use the chart it names");
+      }
+      if (chart.images_auto) {
+        log.warning("chart " + chart.name + ": `images: auto` discovery is not available in this version; list the images "
+                    "the chart needs under `images:` of the bundle");
+      }
+      const oci::StoredBlob config = store.put_bytes(meta.config_json);
+      const oci::StoredBlob archive = store.put_bytes(packaged.archive);
+      oci::ImageManifest m;
+      m.media_type = std::string(oci::media_type::oci_manifest);
+      m.config = oci::Descriptor{std::string(oci::media_type::helm_config), config.digest, config.size, {}, {}, {}, {}};
+      m.layers.push_back(oci::Descriptor{std::string(oci::media_type::helm_chart), archive.digest, archive.size, {}, {}, {}, {}});
+      m.annotations = {{"org.opencontainers.image.title", meta.name}, {"org.opencontainers.image.version", meta.version}};
+      const std::string manifest_json = oci::to_json(m);
+      const oci::StoredBlob stored_manifest = store.put_bytes(manifest_json);
+      const std::string origin = "chart " + chart.path;
+      plan.add_stored(store, config, std::string(oci::media_type::helm_config), origin);
+      plan.add_stored(store, archive, std::string(oci::media_type::helm_chart), origin);
+      plan.add_stored(store, stored_manifest, std::string(oci::media_type::oci_manifest), origin);
+      const std::string ref = "charts/" + meta.name + ":" + oci_tag(meta.version);
+      plan.add_root(oci::Descriptor{std::string(oci::media_type::oci_manifest), stored_manifest.digest, stored_manifest.size,
+                                    {}, {}, {}, {}},
+                    ref);
+      descriptor.charts.push_back(bundle::ChartRecord{meta.name, meta.version, chart.path, ref, stored_manifest.digest,
+                                                      archive.digest, config.size + archive.size + stored_manifest.size,
+                                                      chart.images});
+      log.info("chart " + ref + " from " + chart.path + ": " + std::to_string(archive.size) + " bytes");
+    });
+  }
+
+  // Files, stored as OCI artifacts with an empty config.
+  if (!manifest.files.empty()) {
+    const oci::StoredBlob empty = store.put_bytes("{}");
+    for (const auto& file : manifest.files) {
+      const std::string where = manifest_name + ":" + std::to_string(file.line);
+      core::with_context("adding file " + file.path + " (" + where + ")", [&] {
+        core::FileSource source(manifest.resolve(file.source));
+        const oci::StoredBlob content = store.put(source, "file " + file.source);
+        oci::ImageManifest m;
+        m.media_type = std::string(oci::media_type::oci_manifest);
+        m.artifact_type = std::string(oci::media_type::ferry_file_artifact);
+        m.config = oci::Descriptor{std::string(oci::media_type::oci_empty), empty.digest, empty.size, {}, {}, {}, {}};
+        m.layers.push_back(oci::Descriptor{std::string(oci::media_type::ferry_file), content.digest, content.size, {},
+                                           {{std::string(oci::k_annotation_title), file.path},
+                                            {"io.ferry.file.mode", mode_text(file.mode)}},
+                                           {}, {}});
+        const oci::StoredBlob stored_manifest = store.put_bytes(oci::to_json(m));
+        const std::string origin = "file " + file.source;
+        plan.add_stored(store, empty, std::string(oci::media_type::oci_empty), origin);
+        plan.add_stored(store, content, std::string(oci::media_type::ferry_file), origin);
+        plan.add_stored(store, stored_manifest, std::string(oci::media_type::oci_manifest), origin);
+        const std::string ref = "files/" + file.path;
+        plan.add_root(oci::Descriptor{std::string(oci::media_type::oci_manifest), stored_manifest.digest,
+                                      stored_manifest.size, {}, {}, std::string(oci::media_type::ferry_file_artifact), {}},
+                      ref);
+        descriptor.files.push_back(bundle::FileRecord{file.path, file.source, ref, stored_manifest.digest, content.digest,
+                                                      content.size, file.mode});
+        log.info("file " + file.path + " from " + file.source + ": " + std::to_string(content.size) + " bytes");
+      });
+    }
+  }
+
+  // The layout's own entries.
+  const std::string layout_marker = "{\"imageLayoutVersion\":\"1.0.0\"}";
+  oci::ImageIndex index;
+  index.media_type = std::string(oci::media_type::oci_index);
+  index.manifests = plan.roots();
+  const std::string index_json = oci::to_json(index);
+
+  descriptor.name = manifest.name;
+  descriptor.version = manifest.version;
+  descriptor.created = bundle::rfc3339_utc(options.source_date_epoch);
+  descriptor.tool_version = options.tool_version;
+  descriptor.signer = bundle::SignerRecord{key.key_id(), std::string(bundle::to_string(key.type()))};
+  descriptor.manifest_json = manifest.source_json;
+  descriptor.releases_json = manifest.releases_json;
+  descriptor.layout = {
+      {std::string(bundle::k_layout_marker_path), core::sha256_of(layout_marker), layout_marker.size()},
+      {std::string(bundle::k_index_path), core::sha256_of(index_json), index_json.size()},
+  };
+  const auto ordered = plan.ordered();
+  for (const PlannedBlob* b : ordered) {
+    descriptor.blobs.push_back({b->ref.descriptor.digest, b->ref.descriptor.size, b->ref.descriptor.media_type});
+  }
+  const std::string descriptor_json = bundle::to_json(descriptor);
+  const std::string signature = core::base64_encode(key.sign(descriptor_json));
+
+  // Write the stream: ferry.json, its signature, the layout, then every blob once.
+  PackResult result;
+  result.bundle_path = options.output;
+  result.checksum_path = checksum_path_for(options.output);
+  core::AtomicFile out(options.output);
+  core::HashingSink hashed(out.sink());
+  {
+    bundle::TarWriter tar(hashed, {.level = options.compression_level, .mtime = options.source_date_epoch});
+    auto add_bytes = [&](std::string_view path, const std::string& bytes) {
+      tar.add({.path = std::string(path), .size = bytes.size(), .mode = 0644, .compression = bundle::Compression::normal},
+              bytes);
+    };
+    add_bytes(bundle::k_descriptor_path, descriptor_json);
+    add_bytes(bundle::k_signature_path, signature);
+    add_bytes(bundle::k_layout_marker_path, layout_marker);
+    add_bytes(bundle::k_index_path, index_json);
+
+    const std::uint64_t total = descriptor.blob_bytes();
+    std::uint64_t done = 0;
+    for (const PlannedBlob* b : ordered) {
+      const oci::Descriptor& d = b->ref.descriptor;
+      const std::string path = "blobs/sha256/" + std::string(d.digest.hex());
+      core::with_context("writing blob " + d.digest.str() + " from " + b->origin, [&] {
+        core::FileSource file(b->ref.file);
+        if (b->ref.offset != 0) file.seek(b->ref.offset);
+        core::ExactSource exact(file, d.size, "blob " + d.digest.str() + " in " + core::display(b->ref.file));
+        const bundle::EntryHeader header{.path = path,
+                                         .size = d.size,
+                                         .mode = 0644,
+                                         .compression = oci::media_type::is_compressed(d.media_type)
+                                                            ? bundle::Compression::fastest
+                                                            : bundle::Compression::normal};
+        if (b->ref.checked == oci::Checked::yes) {
+          tar.add(header, exact);
+        } else {
+          // The source's bytes are hashed as they stream into the bundle: one read.
+          core::HashingSource hashing(exact);
+          tar.add(header, hashing);
+          const core::Digest actual = hashing.finish();
+          if (actual != d.digest) {
+            throw core::IntegrityError("blob " + d.digest.str() + " of " + b->origin + " has digest " + actual.str() +
+                                           " (" + core::display(b->ref.file) + ")",
+                                       "the source is corrupt or changed while packing; recreate it and pack again");
+          }
+        }
+      });
+      done += d.size;
+      progress.progress({"pack", d.digest.str(), done, total});
+    }
+    tar.finish();
+    result.bundle_size = hashed.count();
+  }
+  result.bundle_digest = hashed.finish();
+  out.commit();
+
+  const std::string checksum_line =
+      std::string(result.bundle_digest->hex()) + "  " + options.output.filename().string() + "\n";
+  core::write_file_atomic(result.checksum_path, checksum_line);
+  result.descriptor = std::move(descriptor);
+  return result;
+}
+
+} // namespace ferry

@@ -1,1 +1,281 @@
-// placeholder: being written
+// Streaming bundle verification (DESIGN §2: "a reader streams the tar once").
+// SPDX-License-Identifier: Apache-2.0
+#include "bundle/bundle_reader.hpp"
+
+#include "core/encoding.hpp"
+#include "core/error.hpp"
+#include "oci/manifest.hpp"
+#include "oci/media_types.hpp"
+
+#include <vector>
+
+namespace ferry::bundle {
+
+namespace {
+
+constexpr std::string_view k_recopy_hint =
+    "the bundle changed after it was signed: check the copy with `sha256sum -c` on its .sha256 file, then copy the "
+    "bundle again from the original media";
+
+std::string type_name(EntryType type) {
+  switch (type) {
+  case EntryType::regular: return "a regular file";
+  case EntryType::directory: return "a directory";
+  case EntryType::symlink: return "a symbolic link";
+  case EntryType::hardlink: return "a hard link";
+  case EntryType::character_device: return "a character device";
+  case EntryType::block_device: return "a block device";
+  case EntryType::fifo: return "a FIFO";
+  case EntryType::other: return "a special entry";
+  }
+  return "a special entry";
+}
+
+bool climbs_out(const std::string& path) {
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const std::size_t end = std::min(path.find('/', start), path.size());
+    if (path.compare(start, end - start, "..") == 0 && end - start == 2) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+std::string shown(const std::string& path) { return path.size() > 200 ? path.substr(0, 200) + "…" : path; }
+
+} // namespace
+
+BundleReader::BundleReader(core::Source& in, std::string display)
+    : m_in(in), m_display(std::move(display)), m_tar(m_in, m_display) {}
+
+void BundleReader::check_entry_shape(const TarEntry& entry) const {
+  if (!entry.path.empty() && entry.path.front() == '/') {
+    throw core::IntegrityError("bundle " + m_display + " has an entry with an absolute path: " + shown(entry.path),
+                               "do not use this bundle; a ferry bundle only holds relative paths");
+  }
+  if (climbs_out(entry.path)) {
+    throw core::IntegrityError("bundle " + m_display + " has an entry whose path climbs out with '..': " + shown(entry.path),
+                               "do not use this bundle; it was not written by ferry");
+  }
+  if (entry.type != EntryType::regular) {
+    std::string what = "bundle entry " + shown(entry.path) + " is " + type_name(entry.type);
+    if (!entry.link_target.empty()) what += " to " + shown(entry.link_target);
+    throw core::IntegrityError(what + "; a ferry bundle holds regular files only",
+                               "do not use this bundle; it was not written by ferry");
+  }
+}
+
+const BundleDescriptor& BundleReader::open(const TrustedKeys& trusted, SignaturePolicy policy) {
+  core::with_context("reading the head of bundle " + m_display, [&] { read_head(trusted, policy); });
+  m_opened = true;
+  return m_descriptor;
+}
+
+void BundleReader::read_head(const TrustedKeys& trusted, SignaturePolicy policy) {
+  auto first = m_tar.next();
+  if (!first) throw core::IntegrityError("bundle " + m_display + " is empty", "copy the bundle again");
+  check_entry_shape(*first);
+  if (first->path != k_descriptor_path) {
+    throw core::IntegrityError("bundle " + m_display + " does not start with ferry.json (first entry: " + shown(first->path) +
+                                   "); it is not a ferry bundle",
+                               "pass a .tar.zst written by `ferry pack`");
+  }
+  if (first->size > k_max_descriptor_size) {
+    throw core::IntegrityError("ferry.json in " + m_display + " is " + std::to_string(first->size) +
+                               " bytes, more than the limit of " + std::to_string(k_max_descriptor_size));
+  }
+  m_descriptor_bytes = core::read_all(m_tar.body(), k_max_descriptor_size, "ferry.json");
+  const std::string& descriptor_bytes = m_descriptor_bytes;
+
+  std::optional<std::string> signature;
+  auto second = m_tar.next();
+  if (second && second->path == k_signature_path) {
+    check_entry_shape(*second);
+    m_signature_text = core::read_all(m_tar.body(), k_max_signature_size, "ferry.json.sig");
+    signature = core::base64_decode(m_signature_text);
+    if (!signature) {
+      throw core::IntegrityError("ferry.json.sig in " + m_display + " is not base64 text", std::string(k_recopy_hint));
+    }
+  } else {
+    m_pending = std::move(second);
+  }
+  m_signature.has_signature = signature.has_value();
+
+  if (policy == SignaturePolicy::require) {
+    if (!signature) {
+      throw core::IntegrityError("bundle " + m_display + " is not signed (no ferry.json.sig after ferry.json)",
+                                 "ask the release engineer for a bundle packed with `ferry pack --key`; only if you "
+                                 "accept an unverified bundle, pass --insecure-skip-signature");
+    }
+    // The signer's key id is inside the signed bytes: read it before trusting anything
+    // else, then check the signature with that key.
+    BundleDescriptor unverified = parse_descriptor(descriptor_bytes);
+    if (!unverified.signer) {
+      throw core::IntegrityError("ferry.json in " + m_display + " names no signer although it has a signature");
+    }
+    const PublicKey* key = trusted.find(unverified.signer->key_id);
+    if (!key) {
+      std::string have;
+      for (const auto& id : trusted.key_ids()) have += (have.empty() ? "" : ", ") + id;
+      throw core::IntegrityError("bundle " + m_display + " is signed by key " + unverified.signer->key_id +
+                                     ", which is not among the trusted keys (" + (have.empty() ? "none given" : have) + ")",
+                                 "pass the signer's public key with --pubkey after confirming its key id with the "
+                                 "release engineer (`ferry keygen` printed it)");
+    }
+    if (std::string(to_string(key->type())) != unverified.signer->algorithm) {
+      throw core::IntegrityError("ferry.json in " + m_display + " says it was signed with " + unverified.signer->algorithm +
+                                 ", but key " + key->key_id() + " (" + key->display() + ") is " +
+                                 std::string(to_string(key->type())));
+    }
+    if (!key->verify(descriptor_bytes, *signature)) {
+      throw core::IntegrityError("the signature of ferry.json in " + m_display + " does not verify with key " + key->key_id() +
+                                     " (" + key->display() + "): ferry.json or its signature was changed",
+                                 std::string(k_recopy_hint));
+    }
+    m_descriptor = std::move(unverified);
+    m_signature.status = SignatureCheck::Status::verified;
+    m_signature.key_display = key->display();
+  } else {
+    m_descriptor = parse_descriptor(descriptor_bytes);
+    m_signature.status = SignatureCheck::Status::skipped;
+  }
+  if (m_descriptor.signer) {
+    m_signature.key_id = m_descriptor.signer->key_id;
+    m_signature.algorithm = m_descriptor.signer->algorithm;
+  }
+
+  for (const auto& e : m_descriptor.layout) {
+    m_expected.emplace(e.path, Expected{StreamEntry{e.path, e.digest, e.size, {}}, false});
+  }
+  for (const auto& b : m_descriptor.blobs) {
+    const std::string path = "blobs/sha256/" + std::string(b.digest.hex());
+    m_expected.emplace(path, Expected{StreamEntry{path, b.digest, b.size, b.media_type}, false});
+  }
+  for (const auto& i : m_descriptor.images) m_roots.emplace(i.digest, "image " + i.ref);
+  for (const auto& c : m_descriptor.charts) m_roots.emplace(c.digest, "chart " + c.ref);
+  for (const auto& f : m_descriptor.files) m_roots.emplace(f.digest, "file " + f.path);
+}
+
+void BundleReader::learn_children(const StreamEntry& entry, const std::string& bytes) {
+  oci::AnyManifest parsed = oci::parse_manifest(bytes, entry.media_type, "manifest " + entry.digest.str());
+  auto add = [&](const oci::Descriptor& child) { m_parents[child.digest].insert(entry.digest); };
+  if (const auto* m = std::get_if<oci::ImageManifest>(&parsed)) {
+    add(m->config);
+    for (const auto& layer : m->layers) add(layer);
+  } else {
+    for (const auto& child : std::get<oci::ImageIndex>(parsed).manifests) add(child);
+  }
+}
+
+std::string BundleReader::users_of(const core::Digest& digest) const {
+  std::set<std::string> users;
+  std::set<core::Digest> visited;
+  std::vector<core::Digest> todo{digest};
+  while (!todo.empty()) {
+    const core::Digest d = todo.back();
+    todo.pop_back();
+    if (!visited.insert(d).second) continue;
+    if (auto root = m_roots.find(d); root != m_roots.end()) users.insert(root->second);
+    if (auto parents = m_parents.find(d); parents != m_parents.end()) {
+      for (const auto& p : parents->second) todo.push_back(p);
+    }
+  }
+  std::string text;
+  for (const auto& u : users) text += (text.empty() ? "" : ", ") + u;
+  return text;
+}
+
+StreamStats BundleReader::read_entries(const EntryTarget& target, core::ProgressSink& progress) {
+  if (!m_opened) throw core::Error(core::ExitCode::failure, "BundleReader::read_entries called before open");
+  StreamStats stats;
+  const std::uint64_t total = m_descriptor.blob_bytes();
+  std::vector<char> buffer(core::k_copy_buffer_size);
+
+  auto next = [&]() -> std::optional<TarEntry> {
+    if (m_pending) {
+      auto e = std::move(m_pending);
+      m_pending.reset();
+      return e;
+    }
+    return m_tar.next();
+  };
+
+  while (auto tar_entry = next()) {
+    check_entry_shape(*tar_entry);
+    auto it = m_expected.find(tar_entry->path);
+    if (it == m_expected.end()) {
+      std::string what = "bundle entry " + shown(tar_entry->path) + " is not listed in ferry.json";
+      if (tar_entry->path == k_descriptor_path || tar_entry->path == k_signature_path) {
+        what = "bundle " + m_display + " has a second " + tar_entry->path;
+      }
+      throw core::IntegrityError(what, "do not use this bundle: something was added after it was signed");
+    }
+    Expected& expected = it->second;
+    const StreamEntry& entry = expected.entry;
+    if (expected.seen) {
+      throw core::IntegrityError("bundle entry " + entry.path + " appears twice", "do not use this bundle: it was altered");
+    }
+    expected.seen = true;
+    if (tar_entry->size != entry.size) {
+      std::string users = users_of(entry.digest);
+      throw core::IntegrityError("bundle entry " + entry.path + " is " + std::to_string(tar_entry->size) +
+                                     " bytes, ferry.json says " + std::to_string(entry.size) +
+                                     (users.empty() ? "" : " (used by " + users + ")"),
+                                 std::string(k_recopy_hint));
+    }
+
+    core::with_context("reading bundle entry " + entry.path, [&] {
+      std::unique_ptr<EntrySink> sink = target ? target(entry) : nullptr;
+      const bool is_metadata = oci::media_type::is_index(entry.media_type) || oci::media_type::is_manifest(entry.media_type);
+      if (is_metadata && entry.size > k_max_metadata_blob_size) {
+        throw core::IntegrityError("manifest " + entry.digest.str() + " is " + std::to_string(entry.size) +
+                                   " bytes, more than the limit of " + std::to_string(k_max_metadata_blob_size));
+      }
+      std::string metadata;
+      core::Sha256 hash;
+      std::uint64_t got = 0;
+      while (std::size_t n = m_tar.read(buffer.data(), buffer.size())) {
+        hash.update(buffer.data(), n);
+        if (sink) sink->write(buffer.data(), n);
+        if (is_metadata) metadata.append(buffer.data(), n);
+        got += n;
+        stats.bytes += n;
+        progress.progress({"verify", entry.path, stats.bytes, total});
+      }
+      if (got != entry.size) {
+        throw core::IntegrityError("bundle entry " + entry.path + " ended after " + std::to_string(got) + " of " +
+                                       std::to_string(entry.size) + " bytes",
+                                   std::string(k_recopy_hint));
+      }
+      const core::Digest actual = hash.finish();
+      if (actual != entry.digest) {
+        const std::string users = users_of(entry.digest);
+        throw core::IntegrityError("bundle entry " + entry.path + " has digest " + actual.str() + ", expected " +
+                                       entry.digest.str() + (users.empty() ? "" : "; used by " + users),
+                                   std::string(k_recopy_hint));
+      }
+      if (is_metadata) learn_children(entry, metadata);
+      if (sink) sink->commit();
+    });
+    ++stats.entries;
+  }
+
+  std::vector<const StreamEntry*> missing;
+  for (const auto& [path, expected] : m_expected) {
+    if (!expected.seen) missing.push_back(&expected.entry);
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < missing.size() && i < 5; ++i) {
+      const std::string users = users_of(missing[i]->digest);
+      list += (i ? "; " : "") + missing[i]->path + (users.empty() ? "" : " (used by " + users + ")");
+    }
+    if (missing.size() > 5) list += "; and " + std::to_string(missing.size() - 5) + " more";
+    throw core::IntegrityError("bundle " + m_display + " lacks " + std::to_string(missing.size()) +
+                                   " entr" + (missing.size() == 1 ? "y" : "ies") + " listed in ferry.json: " + list,
+                               "the bundle is incomplete or was cut short; copy it again from the original media");
+  }
+  return stats;
+}
+
+} // namespace ferry::bundle

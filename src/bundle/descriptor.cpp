@@ -1,1 +1,284 @@
-// placeholder: being written
+// ferry.json (de)serialisation. Keys are sorted by nlohmann::json's std::map, so the
+// bytes depend only on the content.
+// SPDX-License-Identifier: Apache-2.0
+#include "bundle/descriptor.hpp"
+
+#include "core/error.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+#include <set>
+
+namespace ferry::bundle {
+
+using nlohmann::json;
+
+std::uint64_t BundleDescriptor::blob_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& b : blobs) total += b.size;
+  return total;
+}
+
+std::uint64_t BundleDescriptor::unshared_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& i : images) total += i.size;
+  for (const auto& c : charts) total += c.size;
+  for (const auto& f : files) total += f.size;
+  return total;
+}
+
+const BlobRecord* BundleDescriptor::find_blob(const core::Digest& digest) const {
+  for (const auto& b : blobs) {
+    if (b.digest == digest) return &b;
+  }
+  return nullptr;
+}
+
+std::string rfc3339_utc(std::int64_t seconds) {
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+namespace {
+
+std::string mode_text(unsigned mode) {
+  char buffer[8];
+  std::snprintf(buffer, sizeof buffer, "%04o", mode & 07777);
+  return buffer;
+}
+
+json parse_embedded(const std::string& text) {
+  return json::parse(text); // our own JSON from the manifest parser; never user bytes
+}
+
+} // namespace
+
+std::string to_json(const BundleDescriptor& d) {
+  json j;
+  j["formatVersion"] = d.format_version;
+  j["mediaType"] = k_descriptor_media_type;
+  j["name"] = d.name;
+  j["version"] = d.version;
+  j["created"] = d.created;
+  j["tool"] = {{"name", "ferry"}, {"version", d.tool_version}};
+  if (d.signer) j["signer"] = {{"keyId", d.signer->key_id}, {"algorithm", d.signer->algorithm}};
+  j["manifest"] = parse_embedded(d.manifest_json);
+  j["releases"] = parse_embedded(d.releases_json);
+  j["rules"] = parse_embedded(d.rules_json);
+  if (d.base) j["base"] = *d.base;
+
+  json images = json::array();
+  for (const auto& i : d.images) {
+    json o = {{"ref", i.ref},           {"source", i.source},       {"digest", i.digest.str()},
+              {"mediaType", i.media_type}, {"platforms", i.platforms}, {"size", i.size}};
+    if (i.source_digest) o["sourceDigest"] = i.source_digest->str();
+    images.push_back(std::move(o));
+  }
+  j["images"] = std::move(images);
+
+  json charts = json::array();
+  for (const auto& c : d.charts) {
+    charts.push_back({{"name", c.name},
+                      {"version", c.version},
+                      {"source", c.source},
+                      {"ref", c.ref},
+                      {"digest", c.digest.str()},
+                      {"archiveDigest", c.archive_digest.str()},
+                      {"size", c.size},
+                      {"images", c.images}});
+  }
+  j["charts"] = std::move(charts);
+
+  json files = json::array();
+  for (const auto& f : d.files) {
+    files.push_back({{"path", f.path},
+                     {"source", f.source},
+                     {"ref", f.ref},
+                     {"digest", f.digest.str()},
+                     {"contentDigest", f.content_digest.str()},
+                     {"size", f.size},
+                     {"mode", mode_text(f.mode)}});
+  }
+  j["files"] = std::move(files);
+
+  json layout = json::array();
+  for (const auto& e : d.layout) layout.push_back({{"path", e.path}, {"digest", e.digest.str()}, {"size", e.size}});
+  j["layout"] = std::move(layout);
+
+  json blobs = json::array();
+  for (const auto& b : d.blobs) blobs.push_back({{"digest", b.digest.str()}, {"size", b.size}, {"mediaType", b.media_type}});
+  j["blobs"] = std::move(blobs);
+
+  return j.dump() + "\n";
+}
+
+namespace {
+
+// Typed field access that names the field in every error: ferry.json was signed, but
+// it may come from a ferry of another version or from a hostile source.
+class Reader {
+public:
+  Reader(const json& object, std::string where) : m_object(object), m_where(std::move(where)) {
+    if (!m_object.is_object()) fail("is not a JSON object");
+  }
+
+  const json& field(const char* key, bool required = true) const {
+    static const json k_null;
+    auto it = m_object.find(key);
+    if (it == m_object.end()) {
+      if (required) fail(std::string("has no field '") + key + "'");
+      return k_null;
+    }
+    return *it;
+  }
+  std::string string(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_string()) fail_field(key, "is not a string");
+    return v.get<std::string>();
+  }
+  std::optional<std::string> optional_string(const char* key) const {
+    const json& v = field(key, false);
+    if (v.is_null()) return std::nullopt;
+    if (!v.is_string()) fail_field(key, "is not a string");
+    return v.get<std::string>();
+  }
+  core::Digest digest(const char* key) const {
+    const std::string text = string(key);
+    auto d = core::Digest::try_parse(text);
+    if (!d) fail_field(key, "is not a sha256 digest: '" + text.substr(0, 80) + "'");
+    return *d;
+  }
+  std::uint64_t size(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_number_unsigned()) {
+      // A small non-negative number parses as unsigned; anything else (negative,
+      // fractional, too large for 64 bits) does not.
+      fail_field(key, "is not a non-negative whole number that fits in 64 bits");
+    }
+    return v.get<std::uint64_t>();
+  }
+  std::vector<std::string> strings(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_array()) fail_field(key, "is not a list");
+    std::vector<std::string> out;
+    for (const auto& s : v) {
+      if (!s.is_string()) fail_field(key, "holds something that is not a string");
+      out.push_back(s.get<std::string>());
+    }
+    return out;
+  }
+  const json& array(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_array()) fail_field(key, "is not a list");
+    return v;
+  }
+  std::string item(const char* key, std::size_t i) const { return m_where + "." + key + "[" + std::to_string(i) + "]"; }
+
+  [[noreturn]] void fail(const std::string& what) const { throw IntegrityErrorAt(m_where + " " + what); }
+  [[noreturn]] void fail_field(const char* key, const std::string& what) const {
+    throw IntegrityErrorAt(m_where + "." + key + " " + what);
+  }
+
+private:
+  static core::IntegrityError IntegrityErrorAt(const std::string& text) {
+    return core::IntegrityError("ferry.json: " + text);
+  }
+  const json& m_object;
+  std::string m_where;
+};
+
+bool is_layout_blob_path(const std::string& path) {
+  return path == k_layout_marker_path || path == k_index_path;
+}
+
+} // namespace
+
+BundleDescriptor parse_descriptor(std::string_view bytes) {
+  json j;
+  try {
+    j = json::parse(bytes.begin(), bytes.end());
+  } catch (const json::exception& e) {
+    throw core::IntegrityError(std::string("ferry.json is not valid JSON: ") + e.what());
+  }
+  const Reader top(j, "document");
+  const json& version = top.field("formatVersion");
+  if (!version.is_number_integer()) top.fail_field("formatVersion", "is not a whole number");
+  if (version.get<long long>() != k_format_version) {
+    throw core::IntegrityError("ferry.json has bundle format version " + version.dump() + "; this ferry reads version " +
+                                   std::to_string(k_format_version),
+                               "use a ferry release that supports format version " + version.dump());
+  }
+  BundleDescriptor d;
+  if (top.string("mediaType") != k_descriptor_media_type) top.fail_field("mediaType", "is not " + std::string(k_descriptor_media_type));
+  d.name = top.string("name");
+  d.version = top.string("version");
+  d.created = top.string("created");
+  d.tool_version = Reader(top.field("tool"), "tool").string("version");
+  if (const json& signer = top.field("signer", false); !signer.is_null()) {
+    const Reader r(signer, "signer");
+    d.signer = SignerRecord{r.string("keyId"), r.string("algorithm")};
+  }
+  d.manifest_json = top.field("manifest").dump();
+  d.releases_json = top.array("releases").dump();
+  d.rules_json = top.array("rules").dump();
+  d.base = top.optional_string("base");
+
+  const json& images = top.array("images");
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    const Reader r(images[i], top.item("images", i));
+    ImageRecord rec{r.string("ref"), r.string("source"), r.digest("digest"), std::nullopt, r.string("mediaType"),
+                    r.strings("platforms"), r.size("size")};
+    if (!r.field("sourceDigest", false).is_null()) rec.source_digest = r.digest("sourceDigest");
+    d.images.push_back(std::move(rec));
+  }
+  const json& charts = top.array("charts");
+  for (std::size_t i = 0; i < charts.size(); ++i) {
+    const Reader r(charts[i], top.item("charts", i));
+    d.charts.push_back(ChartRecord{r.string("name"), r.string("version"), r.string("source"), r.string("ref"),
+                                   r.digest("digest"), r.digest("archiveDigest"), r.size("size"), r.strings("images")});
+  }
+  const json& files = top.array("files");
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const Reader r(files[i], top.item("files", i));
+    const std::string mode = r.string("mode");
+    unsigned value = 0;
+    if (mode.empty() || mode.size() > 5) r.fail_field("mode", "is not an octal file mode: '" + mode + "'");
+    for (char c : mode) {
+      if (c < '0' || c > '7') r.fail_field("mode", "is not an octal file mode: '" + mode + "'");
+      value = value * 8 + static_cast<unsigned>(c - '0');
+    }
+    if (value > 07777) r.fail_field("mode", "is not an octal file mode: '" + mode + "'");
+    d.files.push_back(FileRecord{r.string("path"), r.string("source"), r.string("ref"), r.digest("digest"),
+                                 r.digest("contentDigest"), r.size("size"), value});
+  }
+
+  const json& layout = top.array("layout");
+  std::set<std::string> layout_paths;
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    const Reader r(layout[i], top.item("layout", i));
+    LayoutEntryRecord rec{r.string("path"), r.digest("digest"), r.size("size")};
+    if (!is_layout_blob_path(rec.path)) r.fail_field("path", "is '" + rec.path.substr(0, 80) + "', expected oci-layout or index.json");
+    if (!layout_paths.insert(rec.path).second) r.fail_field("path", "lists " + rec.path + " a second time");
+    d.layout.push_back(std::move(rec));
+  }
+  for (auto required : {k_layout_marker_path, k_index_path}) {
+    if (!layout_paths.count(std::string(required))) top.fail_field("layout", "has no entry for " + std::string(required));
+  }
+
+  const json& blobs = top.array("blobs");
+  std::set<core::Digest> seen;
+  for (std::size_t i = 0; i < blobs.size(); ++i) {
+    const Reader r(blobs[i], top.item("blobs", i));
+    BlobRecord rec{r.digest("digest"), r.size("size"), r.string("mediaType")};
+    if (!seen.insert(rec.digest).second) r.fail_field("digest", "lists blob " + rec.digest.str() + " a second time");
+    d.blobs.push_back(std::move(rec));
+  }
+  return d;
+}
+
+} // namespace ferry::bundle

@@ -5,6 +5,7 @@
 #include "core/io.hpp"
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,8 +26,11 @@ struct TarEntry {
 // Reads a tar stream from `in`, zstd-compressed or plain, streaming (memory bounded by
 // libarchive's buffers, whatever the entry sizes). Not copyable or movable.
 // Errors are IntegrityErrors naming `display` and, once one was read, the entry:
-//   "bundle x.tar.zst is truncated inside entry blobs/sha256/ab…"
+//   "bundle x.tar.zst is truncated: it ends after N bytes (noticed while reading entry
+//    blobs/sha256/ab…): Truncated zstd input" (a cut may be noticed up to one zstd
+//    block before it: the entry named is the one being read, or the one just before)
 //   "bundle x.tar.zst: reading entry index.json: <libarchive message>"
+// A failure of `in` itself is rethrown unchanged.
 class TarReader {
 public:
   TarReader(core::Source& in, std::string display);
@@ -46,8 +50,9 @@ public:
   // Bytes consumed from `in` so far (compressed offset), for messages.
   std::uint64_t consumed() const noexcept { return m_consumed; }
 
-  // Called by the libarchive read callback.
-  std::size_t on_read(const void** buffer);
+  // Called by the libarchive read callback. Never throws: a failure of `in` is kept,
+  // reported to libarchive as the end of input and rethrown once libarchive returns.
+  std::size_t on_read(const void** buffer) noexcept;
 
 private:
   class Body final : public core::Source {
@@ -59,6 +64,7 @@ private:
     TarReader& m_reader;
   };
   [[noreturn]] void fail(const std::string& doing);
+  void rethrow_callback_error();
 
   struct ArchiveFree {
     void operator()(archive* a) const noexcept;
@@ -69,6 +75,8 @@ private:
   std::string m_in_buffer;
   std::optional<std::string> m_current; // path of the current entry
   std::uint64_t m_consumed = 0;
+  bool m_in_ended = false;             // `in` returned 0: libarchive errors now mean truncation
+  std::exception_ptr m_callback_error; // thrown by `in` inside on_read
   Body m_body{*this};
 };
 

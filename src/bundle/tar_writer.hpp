@@ -5,6 +5,7 @@
 #include "core/io.hpp"
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,12 +57,16 @@ public:
   // Compressed bytes handed to `out` so far.
   std::uint64_t bytes_out() const noexcept { return m_bytes_out; }
 
-  // Called by the libarchive write callback: uncompressed tar bytes.
-  void on_tar_bytes(const char* data, std::size_t size);
+  // Called by the libarchive write callback: uncompressed tar bytes. Never throws: a
+  // failure is kept and rethrown once libarchive has returned.
+  void on_tar_bytes(const char* data, std::size_t size) noexcept;
 
 private:
   void end_frame();
   void compress(const char* data, std::size_t size, bool end);
+  void flush_output();
+  void rethrow_callback_error();
+  [[noreturn]] void fail(const std::string& doing);
 
   struct ArchiveFree {
     void operator()(archive* a) const noexcept;
@@ -73,7 +78,9 @@ private:
   TarWriterOptions m_options;
   std::unique_ptr<ZSTD_CCtx_s, ZstdFree> m_zstd;
   std::unique_ptr<archive, ArchiveFree> m_archive;
-  std::string m_out_buffer;
+  std::string m_out_buffer;     // fixed size; m_out_used bytes of it are pending
+  std::size_t m_out_used = 0;
+  std::exception_ptr m_callback_error; // thrown inside on_tar_bytes, rethrown outside libarchive
   bool m_frame_open = false;
   bool m_finished = false;
   std::uint64_t m_bytes_out = 0;

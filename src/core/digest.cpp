@@ -15,6 +15,8 @@ bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= '
 
 } // namespace
 
+Digest::Digest() : m_text("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") {}
+
 std::optional<Digest> Digest::try_parse(std::string_view text) {
   constexpr std::string_view prefix = "sha256:";
   if (text.size() != prefix.size() + 64 || text.substr(0, prefix.size()) != prefix) return std::nullopt;

@@ -15,6 +15,8 @@ namespace ferry::core {
 // Other algorithms are refused (ferry writes and accepts sha256 only).
 class Digest {
 public:
+  // The digest of empty content: a default-constructed Digest is always a valid one.
+  Digest();
   // nullopt unless `text` is exactly "sha256:" + 64 lower-case hex digits.
   static std::optional<Digest> try_parse(std::string_view text);
   // As try_parse; throws IntegrityError naming `text` otherwise.

@@ -1,1 +1,123 @@
-// placeholder: being written
+// A content-addressed blob directory: blobs are hashed while written and renamed to their digest.
+// SPDX-License-Identifier: Apache-2.0
+#include "oci/blob_store.hpp"
+
+#include "core/error.hpp"
+#include "core/fs.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace ferry::oci {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A temporary file in the store's root ("<root>/.blob-XXXXXX"): on the same file system
+// as blobs/sha256/, so rename() moves it in atomically, and outside blobs/sha256/, so a
+// listing of that directory never shows a half-written blob. Removed unless adopted.
+class TempBlob {
+public:
+  explicit TempBlob(const fs::path& root) {
+    std::string name = (root / ".blob-XXXXXX").string();
+    std::vector<char> buffer(name.begin(), name.end());
+    buffer.push_back('\0');
+    core::UniqueFd fd(::mkostemp(buffer.data(), O_CLOEXEC));
+    if (!fd) {
+      const int err = errno;
+      throw core::Error(core::ExitCode::failure,
+                        "cannot create a temporary file in " + core::display(root) + ": " + core::errno_text(err),
+                        "check that the work directory exists and is writable");
+    }
+    m_path = buffer.data();
+    // mkstemp creates 0600; blobs are ordinary readable files like any other output.
+    if (::fchmod(fd.get(), 0644) != 0) {
+      const int err = errno;
+      ::unlink(m_path.c_str());
+      throw core::Error(core::ExitCode::failure,
+                        "cannot set the mode of " + core::display(m_path) + ": " + core::errno_text(err));
+    }
+    m_sink = std::make_unique<core::FdSink>(std::move(fd), core::display(m_path));
+  }
+  TempBlob(const TempBlob&) = delete;
+  TempBlob& operator=(const TempBlob&) = delete;
+  ~TempBlob() {
+    m_sink.reset();
+    if (!m_adopted) ::unlink(m_path.c_str());
+  }
+
+  core::Sink& sink() { return *m_sink; }
+
+  // fsync before the rename: after a crash a name under blobs/sha256/ must never hold
+  // fewer bytes than its digest says, since a later run trusts contains().
+  void move_to(const fs::path& target) {
+    m_sink->sync_and_close();
+    if (::rename(m_path.c_str(), target.c_str()) != 0) {
+      const int err = errno;
+      throw core::Error(core::ExitCode::failure, "cannot rename " + core::display(m_path) + " to " +
+                                                     core::display(target) + ": " + core::errno_text(err));
+    }
+    m_adopted = true;
+  }
+
+private:
+  fs::path m_path;
+  std::unique_ptr<core::FdSink> m_sink;
+  bool m_adopted = false;
+};
+
+} // namespace
+
+BlobStore::BlobStore(fs::path root) : m_root(std::move(root)) {
+  const fs::path blobs = m_root / "blobs" / "sha256";
+  std::error_code ec;
+  fs::create_directories(blobs, ec);
+  if (ec) {
+    throw core::Error(core::ExitCode::failure,
+                      "cannot create the blob store " + core::display(blobs) + ": " + ec.message(),
+                      "check that the work directory is writable");
+  }
+}
+
+StoredBlob BlobStore::put(core::Source& source, std::string_view what, const std::optional<core::Digest>& expected,
+                          std::optional<std::uint64_t> expected_size) {
+  TempBlob temp(m_root);
+  core::HashingSink hashing(temp.sink());
+  core::copy(source, hashing);
+  const StoredBlob blob{hashing.finish(), hashing.count()};
+  if (expected_size && blob.size != *expected_size) {
+    throw core::IntegrityError(std::string(what) + " is " + std::to_string(blob.size) + " bytes, expected " +
+                               std::to_string(*expected_size));
+  }
+  if (expected && blob.digest != *expected) {
+    throw core::IntegrityError(std::string(what) + " has digest " + blob.digest.str() + ", expected " +
+                               expected->str());
+  }
+  // Same digest, same bytes: an existing copy is as good as ours (the temp is dropped).
+  if (!contains(blob.digest)) temp.move_to(path(blob.digest));
+  return blob;
+}
+
+StoredBlob BlobStore::put_bytes(std::string_view bytes) {
+  const StoredBlob blob{core::sha256_of(bytes), bytes.size()};
+  if (contains(blob.digest)) return blob;
+  core::StringSource source(bytes);
+  return put(source, "blob " + blob.digest.str(), blob.digest, blob.size);
+}
+
+bool BlobStore::contains(const core::Digest& digest) const {
+  struct stat st {};
+  return ::stat(path(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+fs::path BlobStore::path(const core::Digest& digest) const {
+  return m_root / "blobs" / "sha256" / std::string(digest.hex());
+}
+
+} // namespace ferry::oci

@@ -81,3 +81,9 @@ TEST_CASE("read_all refuses input over its limit") {
 }
 
 } // TEST_SUITE
+
+TEST_SUITE("core") {
+TEST_CASE("Digest default-constructs to the digest of empty content") {
+  CHECK(Digest() == ferry::core::sha256_of(""));
+}
+}

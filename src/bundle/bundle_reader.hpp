@@ -1,0 +1,112 @@
+// One-pass verification of a bundle stream: signature first, then every entry against
+// the blob table of ferry.json while it streams.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "bundle/descriptor.hpp"
+#include "bundle/signing.hpp"
+#include "bundle/tar_reader.hpp"
+#include "core/io.hpp"
+#include "core/log.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ferry::bundle {
+
+// require: the bundle must be signed by one of the trusted keys. skip: the operator
+// said --insecure-skip-signature; the signature (if any) is not checked, which the
+// caller reports loudly.
+enum class SignaturePolicy { require, skip };
+
+struct SignatureCheck {
+  enum class Status { verified, skipped };
+  Status status = Status::skipped;
+  std::string key_id;      // the signer named in ferry.json (empty when unsigned)
+  std::string algorithm;
+  std::string key_display; // the trusted key file that verified it
+  bool has_signature = false;
+};
+
+// One entry of the stream after ferry.json and its signature.
+struct StreamEntry {
+  std::string path;       // "oci-layout", "index.json" or "blobs/sha256/<hex>"
+  core::Digest digest;
+  std::uint64_t size = 0;
+  std::string media_type; // empty for oci-layout and index.json
+};
+
+// Receives the bytes of one entry while they are verified; commit() is called only once
+// the whole entry matched its digest. Destroyed without commit() when it did not.
+class EntrySink : public core::Sink {
+public:
+  virtual void commit() = 0;
+};
+
+using EntryTarget = std::function<std::unique_ptr<EntrySink>(const StreamEntry&)>;
+
+struct StreamStats {
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0; // uncompressed entry bytes verified
+};
+
+// Reads a bundle from `in` once, front to back; `display` names it in messages.
+// Memory stays bounded: blobs stream through in chunks; only manifests (at most
+// k_max_metadata_blob_size each) are held long enough to learn which images use which
+// blob, for messages.
+class BundleReader {
+public:
+  BundleReader(core::Source& in, std::string display);
+
+  // Reads ferry.json and ferry.json.sig (the first two entries) and checks the
+  // signature against `trusted` (unless `policy` is skip). Throws IntegrityError: not a
+  // ferry bundle, unsigned, signed by an untrusted key (naming the signer's key id and
+  // the trusted ones), a signature that does not verify, a malformed ferry.json.
+  const BundleDescriptor& open(const TrustedKeys& trusted, SignaturePolicy policy);
+
+  const BundleDescriptor& descriptor() const { return m_descriptor; }
+  const SignatureCheck& signature() const noexcept { return m_signature; }
+  // The exact bytes of ferry.json and of ferry.json.sig (empty when unsigned), as read.
+  const std::string& descriptor_bytes() const noexcept { return m_descriptor_bytes; }
+  const std::string& signature_text() const noexcept { return m_signature_text; }
+
+  // Streams the remaining entries, checking each: a regular file, at a path the
+  // descriptor lists, once, with the listed size and digest. `target` may give a sink
+  // per entry (or nullptr to only verify). At the end every listed entry must have
+  // been seen. Any failure is an IntegrityError naming the entry, expected and actual,
+  // and for blobs the images that use it.
+  StreamStats read_entries(const EntryTarget& target, core::ProgressSink& progress);
+
+  // "image docker.io/library/nginx:1.27, chart charts/x:1.0" for a blob digest (what
+  // uses it, as far as the manifests read so far tell), or "" when unknown.
+  std::string users_of(const core::Digest& digest) const;
+
+private:
+  struct Expected {
+    StreamEntry entry;
+    bool seen = false;
+  };
+  void read_head(const TrustedKeys& trusted, SignaturePolicy policy);
+  void check_entry_shape(const TarEntry& entry) const;
+  void learn_children(const StreamEntry& entry, const std::string& bytes);
+
+  core::Source& m_in;
+  std::string m_display;
+  TarReader m_tar;
+  BundleDescriptor m_descriptor;
+  SignatureCheck m_signature;
+  std::string m_descriptor_bytes;
+  std::string m_signature_text;
+  std::optional<TarEntry> m_pending; // an entry read while looking for the signature
+  std::map<std::string, Expected> m_expected;          // by path
+  std::map<core::Digest, std::set<core::Digest>> m_parents; // child -> parents
+  std::map<core::Digest, std::string> m_roots;         // root digest -> "image REF"
+  bool m_opened = false;
+};
+
+} // namespace ferry::bundle

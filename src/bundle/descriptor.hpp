@@ -1,0 +1,115 @@
+// ferry.json: the signed bundle descriptor (DESIGN §2) and its canonical JSON form.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "core/digest.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::bundle {
+
+inline constexpr int k_format_version = 1;
+inline constexpr std::string_view k_descriptor_media_type = "application/vnd.ferry.bundle.v1+json";
+inline constexpr std::string_view k_descriptor_path = "ferry.json";
+inline constexpr std::string_view k_signature_path = "ferry.json.sig";
+inline constexpr std::string_view k_layout_marker_path = "oci-layout";
+inline constexpr std::string_view k_index_path = "index.json";
+// ferry.json and its signature are read into memory: these bound what a reader accepts.
+inline constexpr std::size_t k_max_descriptor_size = 64u << 20;
+inline constexpr std::size_t k_max_signature_size = 16u << 10;
+// Manifests and configs are parsed in memory; registries refuse larger ones too.
+inline constexpr std::uint64_t k_max_metadata_blob_size = 16u << 20;
+
+// One entry of the blob table: every blob in the bundle exactly once.
+struct BlobRecord {
+  core::Digest digest;
+  std::uint64_t size = 0;
+  std::string media_type;
+};
+
+// A non-blob entry of the layout (oci-layout, index.json), checked like a blob.
+struct LayoutEntryRecord {
+  std::string path;
+  core::Digest digest;
+  std::uint64_t size = 0;
+};
+
+struct ImageRecord {
+  std::string ref;    // the full reference it is known by (index.json ref.name)
+  std::string source; // where pack took it from, as written in the manifest
+  core::Digest digest;                       // root in the bundle (manifest or index)
+  std::optional<core::Digest> source_digest; // the source's root when ferry rewrote it
+  std::string media_type;
+  std::vector<std::string> platforms;
+  std::uint64_t size = 0; // all of its blobs, shared ones included
+};
+
+struct ChartRecord {
+  std::string name;
+  std::string version;
+  std::string source;   // repo URL or local path, as written
+  std::string ref;      // index.json ref.name ("charts/NAME:VERSION")
+  core::Digest digest;  // the Helm OCI manifest
+  core::Digest archive_digest; // the chart .tgz layer
+  std::uint64_t size = 0;
+  std::vector<std::string> images; // images the chart needs, as declared
+};
+
+struct FileRecord {
+  std::string path;    // where it belongs ("tools/helm")
+  std::string source;  // as written in the manifest
+  std::string ref;     // index.json ref.name ("files/tools/helm")
+  core::Digest digest; // the OCI artifact manifest
+  core::Digest content_digest; // the file's bytes
+  std::uint64_t size = 0;      // of the file's bytes
+  unsigned mode = 0644;
+};
+
+struct SignerRecord {
+  std::string key_id;    // "sha256:<hex of the public key DER>"
+  std::string algorithm; // "ed25519" or "ecdsa-p256"
+};
+
+struct BundleDescriptor {
+  int format_version = k_format_version;
+  std::string name;
+  std::string version;
+  std::string created; // RFC 3339 UTC, from SOURCE_DATE_EPOCH
+  std::string tool_version;
+  std::optional<SignerRecord> signer;
+  std::string manifest_json = "{}"; // the source manifest
+  std::vector<ImageRecord> images;
+  std::vector<ChartRecord> charts;
+  std::vector<FileRecord> files;
+  std::string releases_json = "[]";
+  std::string rules_json = "[]";
+  std::optional<std::string> base; // differential bundles: what the base is (later)
+  std::vector<LayoutEntryRecord> layout;
+  std::vector<BlobRecord> blobs; // in stream order
+
+  // Sum of blob sizes: the bytes of content the bundle carries.
+  std::uint64_t blob_bytes() const;
+  // Sum of the sizes of all images, charts and files counted separately: what the
+  // content would take without sharing blobs.
+  std::uint64_t unshared_bytes() const;
+  const BlobRecord* find_blob(const core::Digest& digest) const;
+};
+
+// Canonical bytes: compact JSON, keys sorted, a trailing newline. The same descriptor
+// always gives the same bytes (what the signature covers).
+std::string to_json(const BundleDescriptor& descriptor);
+
+// Parses and checks ferry.json: a formatVersion other than 1 is an IntegrityError
+// saying which version was found and that a newer ferry is needed; missing or mistyped
+// fields, digests that are not sha256, a blob listed twice, paths not allowed in the
+// layout are IntegrityErrors naming the field.
+BundleDescriptor parse_descriptor(std::string_view bytes);
+
+// RFC 3339 UTC text for a Unix time ("1970-01-01T00:00:00Z").
+std::string rfc3339_utc(std::int64_t seconds);
+
+} // namespace ferry::bundle

@@ -1,0 +1,43 @@
+// The subcommands: each file turns flags into an options struct and calls one library
+// function, then renders the result.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace ferry::cli {
+
+class Output;
+
+// Flags every command shares; filled in by CLI11 before a command's callback runs.
+struct GlobalFlags {
+  std::string output = "text";
+  bool quiet = false;
+  bool verbose = false;
+};
+
+// A command's work, run by main() inside its error handler.
+using CommandRun = std::function<void(Output&)>;
+
+void add_keygen(CLI::App& app, CommandRun& run);
+void add_pack(CLI::App& app, CommandRun& run);
+void add_verify(CLI::App& app, CommandRun& run);
+void add_inspect(CLI::App& app, CommandRun& run);
+void add_extract(CLI::App& app, CommandRun& run);
+void add_version(CLI::App& app, CommandRun& run);
+
+// The passphrase for a private key: the file's first line when `file` is given, else
+// $FERRY_KEY_PASSPHRASE, else nothing. Never from the command line (argv is visible
+// to every user of the machine).
+std::optional<std::string> read_passphrase(const std::string& file);
+
+// The version string ("0.1.0").
+const char* ferry_version();
+
+} // namespace ferry::cli

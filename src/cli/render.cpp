@@ -1,0 +1,96 @@
+// Bundle summaries as text and JSON.
+// SPDX-License-Identifier: Apache-2.0
+#include "cli/render.hpp"
+
+#include "cli/output.hpp"
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+namespace ferry::cli {
+
+using nlohmann::json;
+
+std::string signature_text(const bundle::SignatureCheck& s) {
+  using Status = bundle::SignatureCheck::Status;
+  if (s.status == Status::verified) return "verified, " + s.algorithm + " key " + s.key_id + " (" + s.key_display + ")";
+  if (!s.has_signature) return "NONE: the bundle is unsigned";
+  return "NOT CHECKED, claims " + s.algorithm + " key " + s.key_id;
+}
+
+void print_bundle(Output& out, const bundle::BundleDescriptor& d, const bundle::SignatureCheck& signature,
+                  std::uint64_t bundle_size) {
+  const std::uint64_t content = d.blob_bytes();
+  const std::uint64_t unshared = d.unshared_bytes();
+  out.result(fmt::format("bundle     {} {}", d.name, d.version));
+  out.result(fmt::format("created    {} by ferry {}", d.created, d.tool_version));
+  out.result(fmt::format("signature  {}", signature_text(signature)));
+  out.result(fmt::format("size       {} compressed, {} in {} blobs{}", human_bytes(bundle_size), human_bytes(content),
+                         d.blobs.size(),
+                         unshared > content ? fmt::format(" ({} saved by sharing blobs)", human_bytes(unshared - content))
+                                            : std::string()));
+  if (!d.images.empty()) out.result(fmt::format("images     {}", d.images.size()));
+  for (const auto& i : d.images) {
+    std::string platforms;
+    for (const auto& p : i.platforms) platforms += (platforms.empty() ? "" : ",") + p;
+    out.result(fmt::format("  {}  {}  {}  {}", i.ref, i.digest.short_str(), human_bytes(i.size),
+                           platforms.empty() ? "-" : platforms));
+  }
+  if (!d.charts.empty()) out.result(fmt::format("charts     {}", d.charts.size()));
+  for (const auto& c : d.charts) {
+    out.result(fmt::format("  {} {}  {}  {}", c.name, c.version, c.digest.short_str(), human_bytes(c.size)));
+  }
+  if (!d.files.empty()) out.result(fmt::format("files      {}", d.files.size()));
+  for (const auto& f : d.files) {
+    out.result(fmt::format("  {}  {:04o}  {}  {}", f.path, f.mode, f.content_digest.short_str(), human_bytes(f.size)));
+  }
+}
+
+json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck& s, std::uint64_t bundle_size) {
+  json images = json::array();
+  for (const auto& i : d.images) {
+    json o = {{"ref", i.ref}, {"source", i.source}, {"digest", i.digest.str()}, {"mediaType", i.media_type},
+              {"platforms", i.platforms}, {"size", i.size}};
+    if (i.source_digest) o["sourceDigest"] = i.source_digest->str();
+    images.push_back(std::move(o));
+  }
+  json charts = json::array();
+  for (const auto& c : d.charts) {
+    charts.push_back({{"name", c.name}, {"version", c.version}, {"ref", c.ref}, {"source", c.source},
+                      {"digest", c.digest.str()}, {"archiveDigest", c.archive_digest.str()}, {"size", c.size},
+                      {"images", c.images}});
+  }
+  json files = json::array();
+  for (const auto& f : d.files) {
+    files.push_back({{"path", f.path}, {"source", f.source}, {"mode", fmt::format("{:04o}", f.mode)},
+                     {"digest", f.content_digest.str()}, {"size", f.size}});
+  }
+  const std::uint64_t content = d.blob_bytes();
+  const std::uint64_t unshared = d.unshared_bytes();
+  return {
+      {"name", d.name},
+      {"version", d.version},
+      {"created", d.created},
+      {"formatVersion", d.format_version},
+      {"toolVersion", d.tool_version},
+      {"signature",
+       {{"status", s.status == bundle::SignatureCheck::Status::verified ? "verified"
+                   : s.has_signature                                   ? "not-checked"
+                                                                       : "unsigned"},
+        {"keyId", s.key_id},
+        {"algorithm", s.algorithm},
+        {"key", s.key_display}}},
+      {"bundleSize", bundle_size},
+      {"blobs", d.blobs.size()},
+      {"blobBytes", content},
+      {"unsharedBytes", unshared},
+      {"savedBySharing", unshared > content ? unshared - content : 0},
+      {"images", std::move(images)},
+      {"charts", std::move(charts)},
+      {"files", std::move(files)},
+  };
+}
+
+void print_json(Output& out, const json& value) { out.result(value.dump()); }
+
+} // namespace ferry::cli

@@ -1,0 +1,88 @@
+// Integration-test harness: runs the real ferry binary and standard tools, builds
+// fixtures with real tools (umoci, skopeo), and crafts altered bundles.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ferry::itest {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+struct RunOptions {
+  std::filesystem::path cwd;                // empty: inherit
+  std::map<std::string, std::string> env;   // added to the environment
+  std::string input;                        // standard input
+};
+
+// Runs argv[0] (looked up in PATH) with the arguments; captures stdout and stderr.
+RunResult run(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+// Runs the ferry binary under test ($FERRY_BIN).
+RunResult run_ferry(const std::vector<std::string>& args, const RunOptions& options = {});
+
+// Like run(), but a non-zero exit fails the test with the command and its output.
+std::string must(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+// Every tool must be on PATH. Otherwise the whole test program stops with exit 77
+// (meson's SKIP) after printing which tool is missing, unless FERRY_REQUIRE_INTEGRATION=1
+// (CI), where a missing tool fails.
+void require_tools(const std::vector<std::string>& tools);
+
+// A directory for one test case, removed on success, kept (and printed) on failure.
+class TestDir {
+public:
+  TestDir();
+  TestDir(const TestDir&) = delete;
+  TestDir& operator=(const TestDir&) = delete;
+  ~TestDir();
+  const std::filesystem::path& path() const noexcept { return m_path; }
+  std::filesystem::path operator/(std::string_view name) const { return m_path / name; }
+
+private:
+  std::filesystem::path m_path;
+};
+
+void write_file(const std::filesystem::path& path, std::string_view bytes);
+std::string read_file(const std::filesystem::path& path);
+bool contains(const std::string& haystack, std::string_view needle);
+
+// One entry of a tar stream, for crafting altered bundles.
+struct TarItem {
+  enum class Type { file, symlink, hardlink, char_device, directory };
+  std::string path;
+  std::string data;
+  Type type = Type::file;
+  std::string link;
+};
+
+// Reads every entry of a (zstd) tar; fails the test if that is impossible.
+std::vector<TarItem> read_tar(const std::filesystem::path& file);
+// Writes entries as a pax tar compressed with zstd (one frame), like an attacker would.
+void write_tar(const std::filesystem::path& file, const std::vector<TarItem>& items);
+
+// Fixtures built with real tools, shared by the scenarios.
+struct Fixtures {
+  std::filesystem::path layout;   // OCI layout: refs app1, app2 (sharing a layer), multi (index amd64+arm64)
+  std::filesystem::path archive;  // docker-archive written by skopeo: example/app1:1.0
+  std::filesystem::path chart;    // chart directory "demo" 0.3.1
+  std::filesystem::path file;     // a small script for files:
+  std::filesystem::path key;      // ed25519 signing key (keygen --out DIR/release)
+  std::filesystem::path pub;
+  std::filesystem::path manifest; // bundle manifest using all of the above
+};
+
+// Builds the fixtures under `dir` (umoci, skopeo, ferry keygen).
+Fixtures make_fixtures(const std::filesystem::path& dir);
+
+} // namespace ferry::itest
