@@ -11,4 +11,11 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --wrap-mode=nodownload -Dwerror=true -Dtests=enabled -Dintegration_tests=enabled
 fi
 ninja -C "$build"
+set +e
 FERRY_REQUIRE_INTEGRATION=1 meson test -C "$build" --print-errorlogs --num-processes 2
+status=$?
+set -e
+# One closing line for CI, counting doctest cases across all test programs.
+awk '/\[doctest\] test cases:/ { gsub(/\|/, " "); p += $6; f += $8 } END { printf "%d passed, %d failed\n", p, f }' \
+  "$build/meson-logs/testlog.txt"
+exit $status

@@ -251,6 +251,7 @@ PublicKey PublicKey::from_pem(std::string_view pem, std::string display) {
   core::Bio bio = memory_bio(pem, display);
   core::EvpPkey key(PEM_read_bio_PUBKEY(bio.get(), nullptr, passphrase_callback, nullptr));
   if (!key) throw UsageError(display + " holds a malformed public key: " + core::openssl_error_text());
+  ERR_clear_error(); // OpenSSL 3's decoders may leave the formats they tried on the queue
   const KeyType type = key_type_of(key.get(), display);
   std::string id = key_id_of(key.get());
   return PublicKey(std::make_unique<Impl>(Impl{std::move(key)}), type, std::move(id), std::move(display));
@@ -314,6 +315,7 @@ PrivateKey PrivateKey::from_pem(std::string_view pem, const std::optional<std::s
     }
     throw UsageError(display + " holds a malformed private key: " + core::openssl_error_text());
   }
+  ERR_clear_error(); // OpenSSL 3's decoders may leave the formats they tried on the queue
   const KeyType type = key_type_of(key.get(), display);
   std::string id = key_id_of(key.get());
   return PrivateKey(std::make_unique<Impl>(Impl{std::move(key)}), type, std::move(id));
@@ -326,6 +328,7 @@ PrivateKey PrivateKey::load(const std::filesystem::path& path, const std::option
     const int err = errno;
     throw UsageError("cannot open private key " + shown + ": " + core::errno_text(err));
   }
+  if (S_ISDIR(st.st_mode)) throw UsageError(shown + " is a directory, expected a private key file");
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <ctime>
 #include <limits>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -113,20 +114,21 @@ void TarWriter::add(const EntryHeader& header, core::Source& body) {
     throw Error(ExitCode::failure,
                 "cannot add " + header.path + ": the tar stream is already finished or failed earlier");
   }
+  // Checked before anything is written: a refused header leaves the stream usable.
+  if (header.path.empty()) throw Error(ExitCode::failure, "cannot add a tar entry with an empty path");
+  // Printable ASCII only. Bundle paths are (blobs/sha256/<hex>, index.json, ...), and
+  // libarchive converts anything else through the process locale: output would then
+  // depend on the locale, and in the C locale libarchive 3.6 crashes on a UTF-8 path.
+  for (const char c : header.path) {
+    if (c < 0x20 || c > 0x7e) {
+      throw Error(ExitCode::failure, "tar entry path '" + header.path + "' has a byte outside printable ASCII");
+    }
+  }
+  if (header.size > static_cast<std::uint64_t>(std::numeric_limits<la_int64_t>::max())) {
+    throw Error(ExitCode::failure, "entry " + header.path + " is too large for tar (" +
+                                       std::to_string(header.size) + " bytes)");
+  }
   try {
-    if (header.path.empty()) throw Error(ExitCode::failure, "cannot add a tar entry with an empty path");
-    // Printable ASCII only. Bundle paths are (blobs/sha256/<hex>, index.json, ...), and
-    // libarchive converts anything else through the process locale: output would then
-    // depend on the locale, and in the C locale libarchive 3.6 crashes on a UTF-8 path.
-    for (const char c : header.path) {
-      if (c < 0x20 || c > 0x7e) {
-        throw Error(ExitCode::failure, "tar entry path '" + header.path + "' has a byte outside printable ASCII");
-      }
-    }
-    if (header.size > static_cast<std::uint64_t>(std::numeric_limits<la_int64_t>::max())) {
-      throw Error(ExitCode::failure, "entry " + header.path + " is too large for tar (" +
-                                         std::to_string(header.size) + " bytes)");
-    }
     ArchiveEntry entry(archive_entry_new());
     if (!entry) throw std::bad_alloc();
     archive_entry* e = entry.get();

@@ -48,7 +48,9 @@ public:
   ~TarWriter(); // an unfinished stream is abandoned, not completed
 
   // Adds one regular file. `body` must give exactly header.size bytes: fewer or more is
-  // an IntegrityError naming header.path (the stream is unusable afterwards).
+  // an IntegrityError naming header.path (the stream is unusable afterwards). The path
+  // must be non-empty printable ASCII (an Error otherwise, before anything is written):
+  // that keeps the bytes independent of the process locale.
   void add(const EntryHeader& header, core::Source& body);
   void add(const EntryHeader& header, std::string_view bytes);
   // Writes the end-of-archive blocks and flushes; throws if anything fails.

@@ -1,2 +1,258 @@
-// placeholder: being written
-#include <doctest/doctest.h>
+// Tests for bundle/descriptor (ferry.json) and bundle/bundle_reader (the verifier).
+// SPDX-License-Identifier: Apache-2.0
+#include "bundle/bundle_reader.hpp"
+#include "bundle/descriptor.hpp"
+#include "bundle/signing.hpp"
+#include "bundle/tar_writer.hpp"
+#include "core/encoding.hpp"
+#include "core/error.hpp"
+#include "support/test_support.hpp"
+
+#include <nlohmann/json.hpp>
+
+using namespace ferry;
+using ferry::core::Digest;
+
+namespace {
+
+bundle::BundleDescriptor sample() {
+  bundle::BundleDescriptor d;
+  d.name = "demo";
+  d.version = "1.0";
+  d.created = bundle::rfc3339_utc(0);
+  d.tool_version = "0.1.0";
+  d.signer = bundle::SignerRecord{"sha256:" + std::string(64, 'a'), "ed25519"};
+  d.images.push_back({"docker.io/library/nginx:1.27", "oci:./x:nginx", core::sha256_of("m"), core::sha256_of("src"),
+                      "application/vnd.oci.image.manifest.v1+json", {"linux/amd64"}, 30});
+  d.charts.push_back({"hello", "0.1.0", "./charts/hello", "charts/hello:0.1.0", core::sha256_of("cm"),
+                      core::sha256_of("tgz"), 10, {"docker.io/library/nginx:1.27"}});
+  d.files.push_back({"tools/helm", "./bin/helm", "files/tools/helm", core::sha256_of("fm"), core::sha256_of("f"), 1, 0755});
+  d.layout = {{"oci-layout", core::sha256_of("l"), 30}, {"index.json", core::sha256_of("i"), 100}};
+  d.blobs = {{core::sha256_of("m"), 1, "application/vnd.oci.image.manifest.v1+json"},
+             {core::sha256_of("layer"), 29, "application/vnd.oci.image.layer.v1.tar+gzip"}};
+  return d;
+}
+
+nlohmann::json as_json(const bundle::BundleDescriptor& d) { return nlohmann::json::parse(bundle::to_json(d)); }
+
+std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const core::IntegrityError& e) {
+    return e.what();
+  }
+  FAIL("no IntegrityError");
+  return {};
+}
+
+} // namespace
+
+TEST_SUITE("bundle") {
+
+TEST_CASE("to_json is canonical: sorted keys, compact, trailing newline, stable") {
+  const std::string text = bundle::to_json(sample());
+  CHECK(text.back() == '\n');
+  CHECK(text.find(": ") == std::string::npos);
+  CHECK(text.rfind("{\"blobs\":[", 0) == 0); // "blobs" sorts first
+  CHECK(bundle::to_json(sample()) == text);
+  CHECK(text.find("\"mode\":\"0755\"") != std::string::npos);
+}
+
+TEST_CASE("parse_descriptor round-trips to_json") {
+  const bundle::BundleDescriptor d = sample();
+  const bundle::BundleDescriptor back = bundle::parse_descriptor(bundle::to_json(d));
+  CHECK(bundle::to_json(back) == bundle::to_json(d));
+  CHECK(back.images[0].source_digest == core::sha256_of("src"));
+  CHECK(back.files[0].mode == 0755);
+  CHECK(back.signer->algorithm == "ed25519");
+}
+
+TEST_CASE("parse_descriptor refuses another format version and says which") {
+  auto j = as_json(sample());
+  j["formatVersion"] = 2;
+  try {
+    bundle::parse_descriptor(j.dump());
+    FAIL("no exception");
+  } catch (const core::IntegrityError& e) {
+    CHECK(std::string(e.what()).find("format version 2") != std::string::npos);
+    CHECK(e.hint().find("2") != std::string::npos);
+  }
+}
+
+TEST_CASE("parse_descriptor names the field that is wrong") {
+  SUBCASE("bad digest") {
+    auto j = as_json(sample());
+    j["blobs"][1]["digest"] = "sha256:XYZ";
+    CHECK(message_of([&] { bundle::parse_descriptor(j.dump()); }).find("blobs[1].digest") != std::string::npos);
+  }
+  SUBCASE("negative size") {
+    auto j = as_json(sample());
+    j["blobs"][0]["size"] = -1;
+    CHECK(message_of([&] { bundle::parse_descriptor(j.dump()); }).find("blobs[0].size") != std::string::npos);
+  }
+  SUBCASE("size too large for 64 bits") {
+    std::string text = bundle::to_json(sample());
+    const auto at = text.find("\"size\":29");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 9, "\"size\":184467440737095516160");
+    CHECK(message_of([&] { bundle::parse_descriptor(text); }).find("blobs[1].size") != std::string::npos);
+  }
+  SUBCASE("a blob listed twice") {
+    auto j = as_json(sample());
+    j["blobs"].push_back(j["blobs"][0]);
+    CHECK(message_of([&] { bundle::parse_descriptor(j.dump()); }).find("a second time") != std::string::npos);
+  }
+  SUBCASE("a layout entry that is no layout file") {
+    auto j = as_json(sample());
+    j["layout"][0]["path"] = "../etc/passwd";
+    CHECK(message_of([&] { bundle::parse_descriptor(j.dump()); }).find("layout[0].path") != std::string::npos);
+  }
+  SUBCASE("missing field") {
+    auto j = as_json(sample());
+    j["images"][0].erase("digest");
+    CHECK(message_of([&] { bundle::parse_descriptor(j.dump()); }).find("images[0] has no field 'digest'") != std::string::npos);
+  }
+  SUBCASE("not JSON") { CHECK(message_of([&] { bundle::parse_descriptor("{"); }).find("not valid JSON") != std::string::npos); }
+}
+
+TEST_CASE("BundleDescriptor sums what sharing saved") {
+  const bundle::BundleDescriptor d = sample();
+  CHECK(d.blob_bytes() == 30);
+  CHECK(d.unshared_bytes() == 41);
+}
+
+TEST_CASE("rfc3339_utc formats Unix time in UTC") {
+  CHECK(bundle::rfc3339_utc(0) == "1970-01-01T00:00:00Z");
+  CHECK(bundle::rfc3339_utc(1700000000) == "2023-11-14T22:13:20Z");
+}
+
+namespace {
+
+// A minimal signed bundle written with the real writer: one image manifest and its layer.
+struct Built {
+  std::string bytes;
+  std::string layer;
+  Digest layer_digest;
+  Digest manifest_digest;
+  bundle::TrustedKeys keys;
+  std::string key_id;
+};
+
+Built build_bundle(const std::function<void(std::string& manifest_json, std::string& layer)>& tamper = {}) {
+  Built b;
+  const auto pair = bundle::generate_key_pair(bundle::KeyType::ed25519, std::nullopt);
+  const auto key = bundle::PrivateKey::from_pem(pair.private_pem, std::nullopt, "test.key");
+  b.keys.add(bundle::PublicKey::from_pem(pair.public_pem, "test.pub"));
+  b.key_id = key.key_id();
+  b.layer = test::random_bytes(300000, 9);
+  b.layer_digest = core::sha256_of(b.layer);
+  const std::string config = "{}";
+  std::string manifest = nlohmann::json{{"schemaVersion", 2},
+                                        {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                                        {"config", {{"mediaType", "application/vnd.oci.empty.v1+json"},
+                                                    {"digest", core::sha256_of(config).str()},
+                                                    {"size", 2}}},
+                                        {"layers", {{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+                                                     {"digest", b.layer_digest.str()},
+                                                     {"size", b.layer.size()}}}}}
+                             .dump();
+  b.manifest_digest = core::sha256_of(manifest);
+  const std::string layout = R"({"imageLayoutVersion":"1.0.0"})";
+  const std::string index = "{}";
+  bundle::BundleDescriptor d = sample();
+  d.signer = bundle::SignerRecord{key.key_id(), "ed25519"};
+  d.images = {{"docker.io/library/app:1", "oci:./x:app", b.manifest_digest, std::nullopt,
+               "application/vnd.oci.image.manifest.v1+json", {"linux/amd64"}, manifest.size() + 2 + b.layer.size()}};
+  d.charts.clear();
+  d.files.clear();
+  d.layout = {{"oci-layout", core::sha256_of(layout), layout.size()}, {"index.json", core::sha256_of(index), index.size()}};
+  d.blobs = {{b.manifest_digest, manifest.size(), "application/vnd.oci.image.manifest.v1+json"},
+             {core::sha256_of(config), 2, "application/vnd.oci.empty.v1+json"},
+             {b.layer_digest, b.layer.size(), "application/vnd.oci.image.layer.v1.tar+gzip"}};
+  const std::string descriptor = bundle::to_json(d);
+  std::string layer = b.layer;
+  if (tamper) tamper(manifest, layer);
+  core::StringSink out;
+  bundle::TarWriter tar(out, {});
+  auto add = [&](const std::string& path, const std::string& bytes) { tar.add({.path = path, .size = bytes.size()}, bytes); };
+  add("ferry.json", descriptor);
+  add("ferry.json.sig", core::base64_encode(key.sign(descriptor)));
+  add("oci-layout", layout);
+  add("index.json", index);
+  add("blobs/sha256/" + std::string(b.manifest_digest.hex()), manifest);
+  add("blobs/sha256/" + std::string(core::sha256_of(config).hex()), config);
+  add("blobs/sha256/" + std::string(b.layer_digest.hex()), layer);
+  tar.finish();
+  b.bytes = out.take();
+  return b;
+}
+
+class CollectSink final : public bundle::EntrySink {
+public:
+  CollectSink(std::map<std::string, std::string>& done, std::string path) : m_done(done), m_path(std::move(path)) {}
+  void write(const char* data, std::size_t size) override { m_bytes.append(data, size); }
+  void commit() override { m_done[m_path] = std::move(m_bytes); }
+
+private:
+  std::map<std::string, std::string>& m_done;
+  std::string m_path;
+  std::string m_bytes;
+};
+
+} // namespace
+
+TEST_CASE("BundleReader::read_entries hands over each entry only once it verified") {
+  const Built b = build_bundle();
+  core::StringSource in(b.bytes);
+  bundle::BundleReader reader(in, "test.tar.zst");
+  reader.open(b.keys, bundle::SignaturePolicy::require);
+  CHECK(reader.signature().status == bundle::SignatureCheck::Status::verified);
+  CHECK(reader.signature().key_id == b.key_id);
+  std::map<std::string, std::string> committed;
+  core::NullProgress progress;
+  const auto stats = reader.read_entries(
+      [&](const bundle::StreamEntry& e) { return std::make_unique<CollectSink>(committed, e.path); }, progress);
+  CHECK(stats.entries == 5);
+  CHECK(committed.size() == 5);
+  CHECK(committed["blobs/sha256/" + std::string(b.layer_digest.hex())] == b.layer);
+}
+
+TEST_CASE("BundleReader::read_entries names the image using a corrupt layer and commits nothing of it") {
+  const Built b = build_bundle([](std::string&, std::string& layer) { layer[1000] ^= 0x40; });
+  core::StringSource in(b.bytes);
+  bundle::BundleReader reader(in, "test.tar.zst");
+  reader.open(b.keys, bundle::SignaturePolicy::require);
+  std::map<std::string, std::string> committed;
+  core::NullProgress progress;
+  const std::string message = message_of([&] {
+    reader.read_entries([&](const bundle::StreamEntry& e) { return std::make_unique<CollectSink>(committed, e.path); },
+                        progress);
+  });
+  CHECK(message.find("expected " + b.layer_digest.str()) != std::string::npos);
+  CHECK(message.find("image docker.io/library/app:1") != std::string::npos);
+  CHECK(committed.count("blobs/sha256/" + std::string(b.layer_digest.hex())) == 0);
+}
+
+TEST_CASE("BundleReader::open refuses a key it does not trust, naming both key ids") {
+  const Built b = build_bundle();
+  bundle::TrustedKeys other;
+  const auto pair = bundle::generate_key_pair(bundle::KeyType::ed25519, std::nullopt);
+  other.add(bundle::PublicKey::from_pem(pair.public_pem, "other.pub"));
+  core::StringSource in(b.bytes);
+  bundle::BundleReader reader(in, "test.tar.zst");
+  const std::string message = message_of([&] { reader.open(other, bundle::SignaturePolicy::require); });
+  CHECK(message.find(b.key_id) != std::string::npos);
+  CHECK(message.find(other.key_ids()[0]) != std::string::npos);
+}
+
+TEST_CASE("BundleReader::open with SignaturePolicy::skip reads an unsigned head") {
+  const Built b = build_bundle();
+  core::StringSource in(b.bytes);
+  bundle::BundleReader reader(in, "test.tar.zst");
+  bundle::TrustedKeys none;
+  reader.open(none, bundle::SignaturePolicy::skip);
+  CHECK(reader.signature().status == bundle::SignatureCheck::Status::skipped);
+  CHECK(reader.descriptor().images.size() == 1);
+}
+
+} // TEST_SUITE

@@ -424,6 +424,19 @@ TEST_CASE("TarWriter abandoned without finish writes no end-of-archive blocks") 
   CHECK(zstd_frames(sink.bytes()).size() == 1);
 }
 
+TEST_CASE("TarWriter::add refuses an empty path or one outside printable ASCII") {
+  ferry::core::StringSink sink;
+  TarWriter writer(sink, {});
+  CHECK_THROWS_AS(writer.add({.path = "files/h\xc3\xa9llo", .size = 1}, "x"), ferry::core::Error);
+  CHECK_THROWS_AS(writer.add({.path = "a\nb", .size = 1}, "x"), ferry::core::Error);
+  CHECK_THROWS_AS(writer.add({.path = "", .size = 1}, "x"), ferry::core::Error);
+  CHECK(sink.bytes().empty());
+  // Nothing was written: the stream is still usable.
+  writer.add({.path = "ok", .size = 1}, "x");
+  writer.finish();
+  REQUIRE(read_tar(sink.bytes()).size() == 1);
+}
+
 TEST_CASE("TarWriter refuses a zstd level outside 1..19") {
   ferry::core::StringSink sink;
   CHECK_THROWS_AS(TarWriter(sink, {.level = 0}), ferry::core::UsageError);
