@@ -16,6 +16,6 @@ FERRY_REQUIRE_INTEGRATION=1 meson test -C "$build" --print-errorlogs --num-proce
 status=$?
 set -e
 # One closing line for CI, counting doctest cases across all test programs.
-awk '/\[doctest\] test cases:/ { gsub(/\|/, " "); p += $6; f += $8 } END { printf "%d passed, %d failed\n", p, f }' \
+awk '/\[doctest\] test cases:/ { gsub(/\|/, " "); p += $5; f += $7 } END { printf "%d passed, %d failed\n", p, f }' \
   "$build/meson-logs/testlog.txt"
 exit $status
