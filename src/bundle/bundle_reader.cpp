@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "bundle/bundle_reader.hpp"
 
+#include "core/background_sink.hpp"
 #include "core/encoding.hpp"
 #include "core/error.hpp"
 #include "oci/manifest.hpp"
@@ -12,6 +13,8 @@
 namespace ferry::bundle {
 
 namespace {
+
+constexpr std::uint64_t k_background_hash_threshold = 4u << 20;
 
 constexpr std::string_view k_recopy_hint =
     "the bundle changed after it was signed: check the copy with `sha256sum -c` on its .sha256 file, then copy the "
@@ -46,7 +49,7 @@ std::string shown(const std::string& path) { return path.size() > 200 ? path.sub
 } // namespace
 
 BundleReader::BundleReader(core::Source& in, std::string display)
-    : m_in(in), m_display(std::move(display)), m_tar(m_in, m_display) {}
+    : m_display(std::move(display)), m_tar(in, m_display) {}
 
 void BundleReader::check_entry_shape(const TarEntry& entry) const {
   if (!entry.path.empty() && entry.path.front() == '/') {
@@ -232,22 +235,28 @@ StreamStats BundleReader::read_entries(const EntryTarget& target, core::Progress
                                    " bytes, more than the limit of " + std::to_string(k_max_metadata_blob_size));
       }
       std::string metadata;
-      core::Sha256 hash;
+      core::NullSink discard;
+      core::HashingSink hashing(sink ? static_cast<core::Sink&>(*sink) : discard);
+      // Large entries are hashed (and written) on a second thread while this one
+      // decompresses the next chunk; small ones are not worth a thread.
+      std::optional<core::BackgroundSink> background;
+      if (entry.size >= k_background_hash_threshold) background.emplace(hashing);
+      core::Sink& feed = background ? static_cast<core::Sink&>(*background) : hashing;
       std::uint64_t got = 0;
       while (std::size_t n = m_tar.read(buffer.data(), buffer.size())) {
-        hash.update(buffer.data(), n);
-        if (sink) sink->write(buffer.data(), n);
+        feed.write(buffer.data(), n);
         if (is_metadata) metadata.append(buffer.data(), n);
         got += n;
         stats.bytes += n;
         progress.progress({"verify", entry.path, stats.bytes, total});
       }
+      if (background) background->finish();
       if (got != entry.size) {
         throw core::IntegrityError("bundle entry " + entry.path + " ended after " + std::to_string(got) + " of " +
                                        std::to_string(entry.size) + " bytes",
                                    std::string(k_recopy_hint));
       }
-      const core::Digest actual = hash.finish();
+      const core::Digest actual = hashing.finish();
       if (actual != entry.digest) {
         const std::string users = users_of(entry.digest);
         throw core::IntegrityError("bundle entry " + entry.path + " has digest " + actual.str() + ", expected " +

@@ -95,7 +95,6 @@ private:
   void check_entry_shape(const TarEntry& entry) const;
   void learn_children(const StreamEntry& entry, const std::string& bytes);
 
-  core::Source& m_in;
   std::string m_display;
   TarReader m_tar;
   BundleDescriptor m_descriptor;

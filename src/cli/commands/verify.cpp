@@ -120,7 +120,7 @@ void add_extract(CLI::App& app, CommandRun& run) {
 }
 
 void add_version(CLI::App& app, CommandRun& run) {
-  auto* cmd = app.add_subcommand("version", "Show the version of ferry and its libraries");
+  auto* cmd = app.add_subcommand("version", "Show the version of ferry and of the bundle format it writes");
   cmd->callback([&run] {
     run = [](Output& out) {
       if (out.json()) {

@@ -6,16 +6,13 @@
 #include <archive_entry.h>
 #include <nlohmann/json.hpp>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
 #include <iostream>
 #include <poll.h>
 #include <signal.h>
-#include <sstream>
 #include <spawn.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -26,7 +23,6 @@ extern char** environ;
 namespace ferry::itest {
 
 namespace fs = std::filesystem;
-std::atomic<bool> g_current_test_failed{false};
 
 namespace {
 
@@ -129,7 +125,7 @@ std::string must(const std::vector<std::string>& argv, const RunOptions& options
 void require_tools(const std::vector<std::string>& tools) {
   std::vector<std::string> missing;
   for (const auto& tool : tools) {
-    if (run({"sh", "-c", "command -v " + tool}).exit_code != 0) missing.push_back(tool);
+    if (!ferry::test::have_tool(tool)) missing.push_back(tool);
   }
   if (missing.empty()) return;
   std::string list;
@@ -143,41 +139,6 @@ void require_tools(const std::vector<std::string>& tools) {
             << " (install them, see README; CI sets FERRY_REQUIRE_INTEGRATION=1)\n";
   std::exit(77);
 }
-
-TestDir::TestDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = (fs::path(tmp && *tmp ? tmp : "/tmp") / "ferry-itest-XXXXXX").string();
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (!::mkdtemp(buffer.data())) throw std::runtime_error("mkdtemp failed");
-  m_path = buffer.data();
-}
-
-TestDir::~TestDir() {
-  if (g_current_test_failed || std::uncaught_exceptions() > 0) {
-    std::cerr << "test directory kept: " << m_path << "\n";
-    return;
-  }
-  std::error_code ignored;
-  fs::remove_all(m_path, ignored);
-}
-
-void write_file(const fs::path& path, std::string_view bytes) {
-  if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw std::runtime_error("cannot write " + path.string());
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
 
 std::vector<TarItem> read_tar(const fs::path& file) {
   archive* a = archive_read_new();

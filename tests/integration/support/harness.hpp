@@ -3,6 +3,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "common/test_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -39,23 +41,11 @@ std::string must(const std::vector<std::string>& argv, const RunOptions& options
 // (CI), where a missing tool fails.
 void require_tools(const std::vector<std::string>& tools);
 
-// A directory for one test case, removed on success, kept (and printed) on failure.
-class TestDir {
-public:
-  TestDir();
-  TestDir(const TestDir&) = delete;
-  TestDir& operator=(const TestDir&) = delete;
-  ~TestDir();
-  const std::filesystem::path& path() const noexcept { return m_path; }
-  std::filesystem::path operator/(std::string_view name) const { return m_path / name; }
-
-private:
-  std::filesystem::path m_path;
-};
-
-void write_file(const std::filesystem::path& path, std::string_view bytes);
-std::string read_file(const std::filesystem::path& path);
-bool contains(const std::string& haystack, std::string_view needle);
+// TestDir (kept on failure), write_file, read_file and contains are the common ones.
+using ferry::test::contains;
+using ferry::test::read_file;
+using ferry::test::TestDir;
+using ferry::test::write_file;
 
 // One entry of a tar stream, for crafting altered bundles.
 struct TarItem {

@@ -12,6 +12,7 @@ namespace fs = std::filesystem;
 using ferry::bundle::load_bundle_manifest;
 using ferry::bundle::parse_bundle_manifest;
 using ferry::core::UsageError;
+using ferry::test::contains;
 
 namespace {
 
@@ -34,7 +35,6 @@ Failure failure_of(const std::string& text, const fs::path& file = "m.yaml") {
 }
 
 bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 } // namespace
 

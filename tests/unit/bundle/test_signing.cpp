@@ -10,12 +10,8 @@
 
 #include <sys/stat.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
-#include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -24,24 +20,13 @@ using ferry::bundle::KeyType;
 using ferry::bundle::PrivateKey;
 using ferry::bundle::PublicKey;
 using ferry::bundle::TrustedKeys;
+using ferry::test::have_tool;
+using ferry::test::run_shell;
+using ferry::test::shell_quote;
 
 namespace {
 
 const std::string k_data = "{\"apiVersion\":\"ferry/v1\",\"blobs\":[]}\n";
-
-bool have_openssl() { return std::system("command -v openssl >/dev/null 2>&1") == 0; }
-
-std::pair<int, std::string> run(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>&1").c_str(), "r"), ::pclose);
-  REQUIRE(pipe);
-  std::string out;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe.get())) out.append(buffer, n);
-  const int status = ::pclose(pipe.release());
-  return {status, out};
-}
-
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
 // Writes a key file the way keygen does: owner-only.
 fs::path write_key(const fs::path& path, const std::string& pem, unsigned mode = 0600) {
@@ -106,14 +91,14 @@ TEST_CASE("generate_key_pair makes keys that sign and verify") {
 }
 
 TEST_CASE("generate_key_pair encrypts with PBES2, PBKDF2 and AES-256-CBC") {
-  if (!have_openssl()) {
+  if (!have_tool("openssl")) {
     MESSAGE("skipped: openssl is not on PATH");
     return;
   }
   ferry::test::TestDir dir;
   const auto pair = generate_key_pair(KeyType::ed25519, std::string("secret"));
   const fs::path file = write_key(dir / "key.pem", pair.private_pem);
-  const auto [status, out] = run("openssl asn1parse -in " + quoted(file));
+  const auto [status, out] = run_shell("openssl asn1parse -in " + shell_quote(file));
   REQUIRE_MESSAGE(status == 0, out);
   CHECK(out.find("PBES2") != std::string::npos);
   CHECK(out.find("PBKDF2") != std::string::npos);
@@ -259,7 +244,7 @@ TEST_CASE("key_id is the sha256 of the public key DER, the same for both halves 
 }
 
 TEST_CASE("key_id equals sha256sum of `openssl pkey -pubin -outform DER`") {
-  if (!have_openssl()) {
+  if (!have_tool("openssl")) {
     MESSAGE("skipped: openssl is not on PATH");
     return;
   }
@@ -269,14 +254,15 @@ TEST_CASE("key_id equals sha256sum of `openssl pkey -pubin -outform DER`") {
     const auto pair = generate_key_pair(type, std::nullopt);
     ferry::test::write_file(dir / "key.pub", pair.public_pem);
     const auto [status, out] =
-        run("openssl pkey -pubin -in " + quoted(dir / "key.pub") + " -outform DER -out " + quoted(dir / "key.der"));
+        run_shell("openssl pkey -pubin -in " + shell_quote(dir / "key.pub") + " -outform DER -out " +
+                  shell_quote(dir / "key.der"));
     REQUIRE_MESSAGE(status == 0, out);
     CHECK(PublicKey::load(dir / "key.pub").key_id() == ferry::core::sha256_of(ferry::test::read_file(dir / "key.der")).str());
   }
 }
 
 TEST_CASE("openssl verifies ferry's signatures") {
-  if (!have_openssl()) {
+  if (!have_tool("openssl")) {
     MESSAGE("skipped: openssl is not on PATH");
     return;
   }
@@ -287,30 +273,31 @@ TEST_CASE("openssl verifies ferry's signatures") {
     ferry::test::write_file(dir / "pub.pem", pair.public_pem);
     ferry::test::write_file(dir / "ferry.json.sig",
                             PrivateKey::from_pem(pair.private_pem, std::nullopt, "k").sign(k_data));
-    const std::string command = "openssl pkeyutl -verify -pubin -inkey " + quoted(dir / "pub.pem") + " -rawin -in " +
-                                quoted(dir / "ferry.json") + " -sigfile " + quoted(dir / "ferry.json.sig");
-    const auto [status, out] = run(command);
+    const std::string command = "openssl pkeyutl -verify -pubin -inkey " + shell_quote(dir / "pub.pem") +
+                                " -rawin -in " + shell_quote(dir / "ferry.json") + " -sigfile " +
+                                shell_quote(dir / "ferry.json.sig");
+    const auto [status, out] = run_shell(command);
     CHECK_MESSAGE(status == 0, out);
     // And it is not just saying yes.
     ferry::test::write_file(dir / "ferry.json", k_data + "x");
-    CHECK(run(command).first != 0);
+    CHECK(run_shell(command).status != 0);
   }
   SUBCASE("ECDSA with dgst -sha256") {
     const auto pair = generate_key_pair(KeyType::ecdsa_p256, std::nullopt);
     ferry::test::write_file(dir / "pub.pem", pair.public_pem);
     ferry::test::write_file(dir / "ferry.json.sig",
                             PrivateKey::from_pem(pair.private_pem, std::nullopt, "k").sign(k_data));
-    const std::string command = "openssl dgst -sha256 -verify " + quoted(dir / "pub.pem") + " -signature " +
-                                quoted(dir / "ferry.json.sig") + " " + quoted(dir / "ferry.json");
-    const auto [status, out] = run(command);
+    const std::string command = "openssl dgst -sha256 -verify " + shell_quote(dir / "pub.pem") + " -signature " +
+                                shell_quote(dir / "ferry.json.sig") + " " + shell_quote(dir / "ferry.json");
+    const auto [status, out] = run_shell(command);
     CHECK_MESSAGE(status == 0, out);
     ferry::test::write_file(dir / "ferry.json", k_data + "x");
-    CHECK(run(command).first != 0);
+    CHECK(run_shell(command).status != 0);
   }
 }
 
 TEST_CASE("PrivateKey::load reads keys made by openssl genpkey") {
-  if (!have_openssl()) {
+  if (!have_tool("openssl")) {
     MESSAGE("skipped: openssl is not on PATH");
     return;
   }
@@ -330,11 +317,11 @@ TEST_CASE("PrivateKey::load reads keys made by openssl genpkey") {
     type = KeyType::ecdsa_p256;
   }
   CAPTURE(options);
-  auto [status, out] = run("umask 077 && openssl genpkey " + options + " -out " + quoted(key));
-  REQUIRE_MESSAGE(status == 0, out);
-  std::tie(status, out) =
-      run("openssl pkey -in " + quoted(key) + (passphrase ? " -passin pass:" + *passphrase : "") + " -pubout -out " + quoted(pub));
-  REQUIRE_MESSAGE(status == 0, out);
+  const auto genpkey = run_shell("umask 077 && openssl genpkey " + options + " -out " + shell_quote(key));
+  REQUIRE_MESSAGE(genpkey.status == 0, genpkey.output);
+  const auto pkey = run_shell("openssl pkey -in " + shell_quote(key) +
+                              (passphrase ? " -passin pass:" + *passphrase : "") + " -pubout -out " + shell_quote(pub));
+  REQUIRE_MESSAGE(pkey.status == 0, pkey.output);
 
   const PrivateKey private_key = PrivateKey::load(key, passphrase);
   const PublicKey public_key = PublicKey::load(pub);

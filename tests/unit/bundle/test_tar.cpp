@@ -14,8 +14,6 @@
 
 #include <sys/sysmacros.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +26,9 @@ using ferry::bundle::TarEntry;
 using ferry::bundle::TarReader;
 using ferry::bundle::TarWriter;
 using ferry::bundle::TarWriterOptions;
+using ferry::test::have_tool;
+using ferry::test::run_shell;
+using ferry::test::shell_quote;
 
 namespace {
 
@@ -116,23 +117,6 @@ std::string decompress_frame(std::string_view frame) {
   }
   return out;
 }
-
-bool have_tool(const std::string& name) {
-  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-// Runs a shell command; its stdout (and stderr) and exit status.
-std::pair<int, std::string> run(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>&1").c_str(), "r"), ::pclose);
-  REQUIRE(pipe);
-  std::string out;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe.get())) out.append(buffer, n);
-  const int status = ::pclose(pipe.release());
-  return {status, out};
-}
-
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
 // A source that gives `bytes` and then fails like a disk would.
 class FailingSource final : public ferry::core::Source {
@@ -243,7 +227,7 @@ TEST_CASE("TarWriter output is read by GNU tar and the zstd tool") {
       MESSAGE("skipped: zstd is not on PATH");
       return;
     }
-    const auto [status, out] = run("zstd -q -t " + quoted(file));
+    const auto [status, out] = run_shell("zstd -q -t " + shell_quote(file));
     CHECK_MESSAGE(status == 0, out);
   }
   SUBCASE("tar --zstd -tv lists every entry with owner 0/0, mode and mtime") {
@@ -251,7 +235,7 @@ TEST_CASE("TarWriter output is read by GNU tar and the zstd tool") {
       MESSAGE("skipped: tar or zstd is not on PATH");
       return;
     }
-    const auto [status, out] = run("TZ=UTC tar --zstd -tvf " + quoted(file));
+    const auto [status, out] = run_shell("TZ=UTC tar --zstd -tvf " + shell_quote(file));
     REQUIRE_MESSAGE(status == 0, out);
     std::vector<std::string> lines;
     for (std::size_t start = 0; start < out.size();) {
@@ -277,7 +261,7 @@ TEST_CASE("TarWriter output is read by GNU tar and the zstd tool") {
     }
     const fs::path out_dir = dir / "x";
     fs::create_directories(out_dir);
-    const auto [status, out] = run("tar --zstd -xf " + quoted(file) + " -C " + quoted(out_dir));
+    const auto [status, out] = run_shell("tar --zstd -xf " + shell_quote(file) + " -C " + shell_quote(out_dir));
     REQUIRE_MESSAGE(status == 0, out);
     for (const Entry& e : entries) {
       CAPTURE(e.path);
@@ -546,7 +530,8 @@ TEST_CASE("TarReader reads a plain tar made by GNU tar") {
   ferry::test::write_file(dir / "in/small.txt", "small\n");
   ferry::test::write_file(dir / "in" / long_name, ferry::test::random_bytes(5000, 3));
   const auto [status, out] =
-      run("tar --format=gnu -cf " + quoted(dir / "plain.tar") + " -C " + quoted(dir / "in") + " small.txt " + long_name);
+      run_shell("tar --format=gnu -cf " + shell_quote(dir / "plain.tar") + " -C " + shell_quote(dir / "in") +
+                " small.txt " + long_name);
   REQUIRE_MESSAGE(status == 0, out);
   const std::vector<ReadEntry> read = read_tar(ferry::test::read_file(dir / "plain.tar"));
   REQUIRE(read.size() == 2);

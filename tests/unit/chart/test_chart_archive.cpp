@@ -21,6 +21,7 @@ using ferry::chart::load_chart;
 using ferry::chart::package_chart_directory;
 using ferry::chart::read_chart_archive;
 using ferry::core::UsageError;
+using ferry::test::contains;
 using ferry::test::TestDir;
 using ferry::test::write_file;
 
@@ -179,8 +180,6 @@ std::string message_of(const std::function<void()>& fn) {
   FAIL("no UsageError");
   return {};
 }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 } // namespace
 

@@ -16,8 +16,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,14 +35,17 @@ using ferry::oci::ImageManifest;
 using ferry::oci::load_docker_archive_image;
 using ferry::oci::PlatformFilter;
 using ferry::oci::ResolvedImage;
+using ferry::test::contains;
+using ferry::test::have_tool;
 using ferry::test::read_file;
+using ferry::test::run_shell;
+using ferry::test::shell_quote;
+using ferry::test::Stderr;
 using ferry::test::TestDir;
 using ferry::test::write_file;
 using nlohmann::json;
 
 namespace {
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 class RecordingLog final : public ferry::core::LogSink {
 public:
@@ -153,19 +154,6 @@ E error_of(Fn&& fn) {
   FAIL("no exception of the expected type");
   return E("none");
 }
-
-// Runs a shell command; its standard output, or nullopt when it fails.
-std::optional<std::string> run(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>/dev/null").c_str(), "r"), ::pclose);
-  if (!pipe) return std::nullopt;
-  std::string out;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe.get())) out.append(buffer, n);
-  if (::pclose(pipe.release()) != 0) return std::nullopt;
-  return out;
-}
-
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
 } // namespace
 
@@ -481,7 +469,7 @@ TEST_CASE("load_docker_archive_image walks the OCI layout of a Docker 25 archive
 }
 
 TEST_CASE("load_docker_archive_image reads what skopeo writes from a umoci image") {
-  if (!run("skopeo --version") || !run("umoci --version")) {
+  if (!have_tool("skopeo") || !have_tool("umoci")) {
     MESSAGE("skipped: skopeo or umoci is not on PATH");
     return;
   }
@@ -489,18 +477,24 @@ TEST_CASE("load_docker_archive_image reads what skopeo writes from a umoci image
   const fs::path layout = tmp / "layout";
   write_file(tmp / "hello.txt", "hello from ferry\n");
   write_file(tmp / "big.bin", ferry::test::random_bytes(300000, 31));
-  REQUIRE(run("umoci init --layout " + quoted(layout)));
-  REQUIRE(run("umoci new --image " + quoted(layout) + ":t"));
-  REQUIRE(run("umoci insert --image " + quoted(layout) + ":t " + quoted(tmp / "hello.txt") + " /hello.txt"));
-  REQUIRE(run("umoci insert --image " + quoted(layout) + ":t " + quoted(tmp / "big.bin") + " /opt/big.bin"));
+  const auto must = [](const std::string& command) {
+    const auto r = run_shell(command);
+    REQUIRE_MESSAGE(r.status == 0, command << "\n" << r.output);
+  };
+  must("umoci init --layout " + shell_quote(layout));
+  must("umoci new --image " + shell_quote(layout) + ":t");
+  must("umoci insert --image " + shell_quote(layout) + ":t " + shell_quote(tmp / "hello.txt") + " /hello.txt");
+  must("umoci insert --image " + shell_quote(layout) + ":t " + shell_quote(tmp / "big.bin") + " /opt/big.bin");
   const fs::path archive_file = tmp / "app.tar";
-  REQUIRE(run("skopeo copy oci:" + quoted(layout) + ":t docker-archive:" + quoted(archive_file) + ":example/app:1"));
-  const auto raw = run("skopeo inspect --raw oci:" + quoted(layout) + ":t");
-  const auto raw_config = run("skopeo inspect --config --raw docker-archive:" + quoted(archive_file));
-  REQUIRE(raw);
-  REQUIRE(raw_config);
-  const json oci_manifest = json::parse(*raw);
-  const json config = json::parse(*raw_config);
+  must("skopeo copy oci:" + shell_quote(layout) + ":t docker-archive:" + shell_quote(archive_file) + ":example/app:1");
+  // Only stdout: it is parsed as JSON.
+  const auto raw = run_shell("skopeo inspect --raw oci:" + shell_quote(layout) + ":t", Stderr::discard);
+  const auto raw_config =
+      run_shell("skopeo inspect --config --raw docker-archive:" + shell_quote(archive_file), Stderr::discard);
+  REQUIRE(raw.status == 0);
+  REQUIRE(raw_config.status == 0);
+  const json oci_manifest = json::parse(raw.output);
+  const json config = json::parse(raw_config.output);
 
   BlobStore store(tmp / "store");
   ferry::core::NullLog log;
@@ -509,7 +503,7 @@ TEST_CASE("load_docker_archive_image reads what skopeo writes from a umoci image
         load_docker_archive_image(archive_file, "example/app:1", PlatformFilter(), store, log);
     CHECK(image.ref_name == "docker.io/example/app:1");
     REQUIRE(image.blobs.size() == 4);
-    CHECK(image.blobs[1].descriptor.digest == sha256_of(*raw_config));
+    CHECK(image.blobs[1].descriptor.digest == sha256_of(raw_config.output));
     CHECK(image.blobs[1].descriptor.digest.str() == oci_manifest["config"]["digest"]);
     const json& diff_ids = config["rootfs"]["diff_ids"];
     REQUIRE(diff_ids.size() == 2);

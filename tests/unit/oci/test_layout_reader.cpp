@@ -32,13 +32,12 @@ using ferry::oci::load_layout_image;
 using ferry::oci::Platform;
 using ferry::oci::PlatformFilter;
 using ferry::oci::ResolvedImage;
+using ferry::test::contains;
 using ferry::test::read_file;
 using ferry::test::TestDir;
 using ferry::test::write_file;
 
 namespace {
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 class RecordingLog final : public ferry::core::LogSink {
 public:

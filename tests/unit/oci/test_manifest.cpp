@@ -18,14 +18,13 @@ using ferry::oci::ImageIndex;
 using ferry::oci::ImageManifest;
 using ferry::oci::parse_manifest;
 using ferry::oci::Platform;
+using ferry::test::contains;
 
 namespace {
 
 std::string hex_of(char c) { return std::string(64, c); }
 std::string digest_text(char c) { return "sha256:" + hex_of(c); }
 Digest digest_of(char c) { return Digest::parse(digest_text(c)); }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 ImageManifest as_manifest(const AnyManifest& any) {
   REQUIRE(std::holds_alternative<ImageManifest>(any));

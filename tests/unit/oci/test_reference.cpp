@@ -12,6 +12,7 @@ using ferry::core::Digest;
 using ferry::core::UsageError;
 using ferry::oci::ImageSource;
 using ferry::oci::Reference;
+using ferry::test::contains;
 
 namespace {
 
@@ -28,8 +29,6 @@ std::string usage_error_of(Fn&& fn) {
   }
   return "";
 }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 } // namespace
 

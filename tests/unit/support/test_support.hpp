@@ -1,38 +1,22 @@
-// Helpers shared by the unit tests: per-test directories, fixtures, printers.
+// Helpers for the unit tests only: fixture paths, generated blobs, printers for our types.
+// TestDir, write_file, read_file and the shell helpers come from common/test_dir.hpp.
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "common/test_dir.hpp"
 #include "core/digest.hpp"
 
 #include <doctest/doctest.h>
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
 
 namespace ferry::test {
 
-// A fresh directory for one test case: removed when the test passed, kept and its path
-// printed when it failed, so the failure can be examined.
-class TestDir {
-public:
-  TestDir();
-  TestDir(const TestDir&) = delete;
-  TestDir& operator=(const TestDir&) = delete;
-  ~TestDir();
-  const std::filesystem::path& path() const noexcept { return m_path; }
-  std::filesystem::path operator/(std::string_view name) const { return m_path / name; }
-
-private:
-  std::filesystem::path m_path;
-};
-
 // tests/data/<name> (FERRY_TEST_DATA is set by meson).
 std::filesystem::path data_path(std::string_view name);
-
-// Writes `bytes` to `path`, creating parent directories.
-void write_file(const std::filesystem::path& path, std::string_view bytes);
-std::string read_file(const std::filesystem::path& path);
 
 // Deterministic pseudo-random bytes (incompressible), for blobs and layers.
 std::string random_bytes(std::size_t size, unsigned seed);
