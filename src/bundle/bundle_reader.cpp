@@ -110,30 +110,47 @@ void BundleReader::read_head(const TrustedKeys& trusted, SignaturePolicy policy)
                                  "ask the release engineer for a bundle packed with `ferry pack --key`; only if you "
                                  "accept an unverified bundle, pass --insecure-skip-signature");
     }
-    // The signer's key id is inside the signed bytes: read it before trusting anything
-    // else, then check the signature with that key.
-    BundleDescriptor unverified = parse_descriptor(descriptor_bytes);
-    if (!unverified.signer) {
-      throw core::IntegrityError("ferry.json in " + m_display + " names no signer although it has a signature");
+    // The raw bytes are checked against every trusted key before anything in them is
+    // parsed: unsigned input never reaches the JSON parser on this path.
+    const PublicKey* key = nullptr;
+    for (const auto& candidate : trusted.keys()) {
+      if (candidate.verify(descriptor_bytes, *signature)) {
+        key = &candidate;
+        break;
+      }
     }
-    const PublicKey* key = trusted.find(unverified.signer->key_id);
     if (!key) {
+      // Only now, for the message, look at what ferry.json claims (it may be garbage).
+      std::string claimed;
+      try {
+        const BundleDescriptor unverified = parse_descriptor(descriptor_bytes);
+        if (unverified.signer) claimed = unverified.signer->key_id;
+      } catch (const core::Error&) {
+      }
       std::string have;
       for (const auto& id : trusted.key_ids()) have += (have.empty() ? "" : ", ") + id;
-      throw core::IntegrityError("bundle " + m_display + " is signed by key " + unverified.signer->key_id +
-                                     ", which is not among the trusted keys (" + (have.empty() ? "none given" : have) + ")",
-                                 "pass the signer's public key with --pubkey after confirming its key id with the "
-                                 "release engineer (`ferry keygen` printed it)");
+      if (!claimed.empty() && !trusted.find(claimed)) {
+        throw core::IntegrityError("bundle " + m_display + " is signed by key " + claimed +
+                                       ", which is not among the trusted keys (" + (have.empty() ? "none given" : have) +
+                                       ")",
+                                   "pass the signer's public key with --pubkey after confirming its key id with the "
+                                   "release engineer (`ferry keygen` printed it)");
+      }
+      throw core::IntegrityError("the signature of ferry.json in " + m_display + " does not verify with the trusted key" +
+                                     (trusted.keys().size() == 1 ? " " : "s ") + have +
+                                     ": ferry.json or its signature was changed",
+                                 std::string(k_recopy_hint));
+    }
+    BundleDescriptor unverified = parse_descriptor(descriptor_bytes);
+    if (!unverified.signer || unverified.signer->key_id != key->key_id()) {
+      throw core::IntegrityError("ferry.json in " + m_display + " names signer " +
+                                 (unverified.signer ? unverified.signer->key_id : std::string("(none)")) +
+                                 ", but it was signed by " + key->key_id() + " (" + key->display() + ")");
     }
     if (std::string(to_string(key->type())) != unverified.signer->algorithm) {
       throw core::IntegrityError("ferry.json in " + m_display + " says it was signed with " + unverified.signer->algorithm +
                                  ", but key " + key->key_id() + " (" + key->display() + ") is " +
                                  std::string(to_string(key->type())));
-    }
-    if (!key->verify(descriptor_bytes, *signature)) {
-      throw core::IntegrityError("the signature of ferry.json in " + m_display + " does not verify with key " + key->key_id() +
-                                     " (" + key->display() + "): ferry.json or its signature was changed",
-                                 std::string(k_recopy_hint));
     }
     m_descriptor = std::move(unverified);
     m_signature.status = SignatureCheck::Status::verified;

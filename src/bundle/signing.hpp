@@ -91,6 +91,7 @@ public:
   const PublicKey* find(std::string_view key_id) const;
   bool empty() const noexcept { return m_keys.empty(); }
   std::vector<std::string> key_ids() const;
+  const std::vector<PublicKey>& keys() const noexcept { return m_keys; }
 
 private:
   std::vector<PublicKey> m_keys;
