@@ -205,6 +205,33 @@ TEST_CASE("a platform filter narrows a multi-arch index and records the source d
   CHECK(narrowed["manifests"][0]["platform"]["architecture"] == "amd64");
 }
 
+TEST_CASE("the chart carried in the bundle is a chart helm renders") {
+  require_tools(k_tools);
+  require_tools({"helm"});
+  TestDir dir;
+  const Fixtures f = make_fixtures(dir.path());
+  const fs::path bundle = dir / "demo.tar.zst";
+  REQUIRE(pack(f, bundle).exit_code == 0);
+  const fs::path out = dir / "x";
+  REQUIRE(run_ferry({"extract", bundle.string(), "-o", out.string(), "--pubkey", f.pub.string()}).exit_code == 0);
+  // Find the chart layer through the Helm OCI manifest, as helm pull would.
+  const json info = json::parse(run_ferry({"inspect", bundle.string(), "--output", "json"}).out);
+  const std::string manifest_digest = info["charts"][0]["digest"];
+  const json manifest = json::parse(read_file(out / "blobs/sha256" / manifest_digest.substr(7)));
+  CHECK(manifest["config"]["mediaType"] == "application/vnd.cncf.helm.config.v1+json");
+  REQUIRE(manifest["layers"].size() == 1);
+  CHECK(manifest["layers"][0]["mediaType"] == "application/vnd.cncf.helm.chart.content.v1.tar+gzip");
+  const std::string layer = manifest["layers"][0]["digest"];
+  const fs::path tgz = dir / "demo-0.3.1.tgz";
+  fs::copy_file(out / "blobs/sha256" / layer.substr(7), tgz);
+  const std::string shown = must({"helm", "show", "chart", tgz.string()});
+  CHECK(contains(shown, "name: demo"));
+  CHECK(contains(shown, "version: 0.3.1"));
+  const std::string rendered = must({"helm", "template", "demo", tgz.string()});
+  CHECK(contains(rendered, "image: \"example/app1:1.0\""));
+  must({"helm", "lint", tgz.string()});
+}
+
 TEST_CASE("a plain image list packs like a manifest") {
   require_tools(k_tools);
   TestDir dir;

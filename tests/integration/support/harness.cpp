@@ -282,7 +282,9 @@ Fixtures make_fixtures(const fs::path& dir) {
                                      "description: A demo chart\n");
   write_file(f.chart / "values.yaml", "image:\n  repository: example/app1\n  tag: \"1.0\"\n");
   write_file(f.chart / "templates/deployment.yaml",
-             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  template:\n"
+             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n"
+             "  selector:\n    matchLabels: {app: {{ .Release.Name }}}\n  template:\n"
+             "    metadata:\n      labels: {app: {{ .Release.Name }}}\n"
              "    spec:\n      containers:\n        - name: app\n          image: \"{{ .Values.image.repository }}:{{ "
              ".Values.image.tag }}\"\n");
 
