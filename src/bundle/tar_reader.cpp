@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 
 #include <archive.h>
+#include <cerrno>
 #include <archive_entry.h>
 
 #include <utility>
@@ -19,7 +20,9 @@ namespace {
 // speed, small enough that memory stays flat.
 constexpr std::size_t k_read_size = 1 << 20;
 
-constexpr const char* k_hint = "copy the bundle again and check it with `sha256sum -c BUNDLE.sha256`";
+constexpr const char* k_hint =
+    "copy the bundle again from the original media and check the copy with `sha256sum -c NAME.sha256` (pack wrote it "
+    "beside NAME.tar.zst)";
 
 la_ssize_t read_callback(archive*, void* client_data, const void** buffer) {
   return static_cast<la_ssize_t>(static_cast<TarReader*>(client_data)->on_read(buffer));
@@ -72,7 +75,19 @@ TarReader::TarReader(core::Source& in, std::string display)
   // No skip callback: a compressed stream cannot seek, and a plain one is rare enough.
   const int opened = archive_read_open2(a, this, nullptr, read_callback, nullptr, nullptr);
   rethrow_callback_error();
-  if (opened != ARCHIVE_OK) fail("opening the stream");
+  if (opened != ARCHIVE_OK) {
+    // libarchive reports an unrecognised format as ARCHIVE_ERRNO_FILE_FORMAT, which its
+    // private platform header defines as EILSEQ on POSIX systems.
+    if (m_consumed > 0 && archive_errno(a) == EILSEQ) {
+      // Something arrived, but it is neither tar nor zstd-compressed tar: no copying
+      // error makes a gzip file or a zip out of a bundle.
+      throw IntegrityError("bundle " + m_display + " is not a zstd-compressed tar stream (" +
+                               archive_message(a) + ")",
+                           "pass the NAME.tar.zst file that `ferry pack` wrote; if it is that file, it is damaged: "
+                           "check it with `sha256sum -c NAME.sha256` and copy it again");
+    }
+    fail("opening the stream");
+  }
 }
 
 TarReader::~TarReader() = default;
