@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ meson ninja-build pkg-config cmake
   libarchive-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev libzstd-dev
-  doctest-dev libcli11-dev libfmt-dev
-  skopeo umoci docker-registry apache2-utils zstd tar openssl coreutils time ca-certificates
+  doctest-dev libcli11-dev libfmt-dev libcpp-httplib-dev
+  skopeo umoci docker-registry apache2-utils zstd tar openssl coreutils time ca-certificates curl
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

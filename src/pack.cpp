@@ -156,6 +156,23 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
   bundle::BundleDescriptor descriptor;
   const std::string manifest_name = core::display(options.manifest);
 
+  // Registry images: resolved now (tags -> digests, manifests read), blobs fetched in
+  // parallel once every image is known.
+  std::unique_ptr<ImagePuller> registry_puller;
+  auto puller = [&]() -> ImagePuller& {
+    if (!registry_puller) {
+      PullOptions pull = options.pull;
+      for (const auto& m : manifest.mirrors) {
+        const Mirror mirror = Mirror::from(m.registry, m.mirror);
+        const bool given = std::any_of(pull.mirrors.begin(), pull.mirrors.end(),
+                                       [&](const Mirror& x) { return x.registry == mirror.registry; });
+        if (!given) pull.mirrors.push_back(mirror); // --mirror on the command line wins
+      }
+      registry_puller = std::make_unique<ImagePuller>(std::move(pull), store, log);
+    }
+    return *registry_puller;
+  };
+
   // Images.
   for (const auto& image : manifest.images) {
     const std::string where = manifest_name + ":" + std::to_string(image.line);
@@ -165,9 +182,8 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
       oci::ResolvedImage resolved;
       switch (source.kind) {
       case oci::ImageSource::Kind::registry:
-        throw core::UsageError("image " + image.ref + " is a registry reference; this ferry version packs local sources only",
-                               "save the image locally first (`skopeo copy docker://" + source.location + " oci:DIR:TAG`) "
-                               "and list it as oci:DIR:TAG with a `name:`");
+        resolved = puller().resolve(oci::Reference::parse(source.location), filter);
+        break;
       case oci::ImageSource::Kind::oci_layout:
         resolved = oci::load_layout_image(manifest.resolve(source.location), source.ref, filter, store, log);
         break;
@@ -186,6 +202,11 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
       log.info("image " + ref_name + " from " + image.ref + ": " + std::to_string(resolved.blobs.size()) + " blobs, " +
                std::to_string(sum_sizes(resolved.blobs)) + " bytes" + (platforms.empty() ? "" : ", " + platforms));
     });
+  }
+
+  if (registry_puller) {
+    log.info("pulling " + std::to_string(registry_puller->queued_bytes()) + " bytes of blobs from registries");
+    registry_puller->fetch_all(progress);
   }
 
   // Charts, stored as Helm OCI artifacts.

@@ -5,6 +5,7 @@
 #include "bundle/descriptor.hpp"
 #include "core/digest.hpp"
 #include "core/log.hpp"
+#include "image_pull.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +22,7 @@ struct PackOptions {
   int compression_level = 3;              // zstd level for compressible entries
   std::int64_t source_date_epoch = 0;     // every mtime and `created`
   std::string tool_version;
+  PullOptions pull; // source registries (TLS, credentials, mirrors, -j)
 };
 
 struct PackResult {

@@ -634,12 +634,17 @@ private:
     m_out.releases_json = dump(releases);
   }
 
-  // Recorded in source_json only (used by a later version): a map of string -> string.
-  void parse_mirrors(const Field& field) const {
+  // A map of registry host -> mirror "HOST[/PREFIX]" (checked again by the puller).
+  void parse_mirrors(const Field& field) {
     for (const auto& entry : map(field, "mirrors")) {
       if (!entry.value.IsScalar()) {
         fail(entry.where(), "mirrors." + entry.key + " must be a string, found " + type_name(entry.value));
       }
+      const std::string target = entry.value.Scalar();
+      if (target.empty() || target.find("://") != std::string::npos || target.front() == '/') {
+        fail(entry.where(), "mirrors." + entry.key + " must be HOST[:PORT][/PREFIX] without a scheme, found '" + target + "'");
+      }
+      m_out.mirrors.push_back({entry.key, target, entry.value.Mark().line + 1});
     }
   }
 

@@ -34,6 +34,14 @@ struct ManifestFile {
   int line = 0;
 };
 
+// `mirrors: {docker.io: harbor.corp/dockerhub}`: pull REGISTRY's images through HOST
+// (under PREFIX) while the bundle records the original references.
+struct ManifestMirror {
+  std::string registry; // "docker.io"
+  std::string mirror;   // "harbor.corp/dockerhub"
+  int line = 0;
+};
+
 struct BundleManifest {
   std::filesystem::path file;     // the manifest as given on the command line
   std::filesystem::path base_dir; // relative paths in it resolve against this
@@ -43,6 +51,7 @@ struct BundleManifest {
   std::vector<ManifestImage> images;
   std::vector<ManifestChart> charts;
   std::vector<ManifestFile> files;
+  std::vector<ManifestMirror> mirrors;
   // The release plan as a JSON array, keys as in the manifest (validated: unique names,
   // each `chart` names an entry of `charts`, known keys only).
   std::string releases_json = "[]";

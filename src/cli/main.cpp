@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"ferry: carry Kubernetes software across an air gap.\n"
                "  connected side:  ferry keygen, ferry pack\n"
-               "  isolated side:   ferry verify, ferry inspect, ferry extract",
+               "  isolated side:   ferry verify, ferry inspect, ferry extract, ferry push, ferry unpack",
                "ferry"};
   app.set_version_flag("--version", std::string("ferry ") + ferry::cli::ferry_version());
   app.require_subcommand(1);
@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   ferry::cli::add_verify(app, run);
   ferry::cli::add_inspect(app, run);
   ferry::cli::add_extract(app, run);
+  ferry::cli::add_push(app, run);
+  ferry::cli::add_unpack(app, run);
   ferry::cli::add_version(app, run);
 
   try {

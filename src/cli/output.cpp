@@ -22,7 +22,8 @@ Output::Output(OutputOptions options) : m_options(options) {
 void Output::log(core::LogLevel level, std::string_view message) {
   if (level == core::LogLevel::debug && !m_options.verbose) return;
   if (level == core::LogLevel::info && m_options.quiet) return;
-  finish_progress();
+  std::lock_guard lock(m_mutex);
+  finish_progress_locked();
   if (level == core::LogLevel::warning) {
     const char* on = m_colour ? "\033[1;33m" : "";
     const char* off = m_colour ? "\033[0m" : "";
@@ -35,6 +36,7 @@ void Output::log(core::LogLevel level, std::string_view message) {
 void Output::progress(const core::ProgressEvent& event) {
   // Plain (non-terminal) runs get the log lines only; a bar is drawn on terminals.
   if (!m_tty || m_options.quiet) return;
+  std::lock_guard lock(m_mutex);
   const auto now = std::chrono::steady_clock::now();
   const bool last = event.total_bytes != 0 && event.done_bytes >= event.total_bytes;
   if (!last && now - m_last_draw < std::chrono::milliseconds(100)) return;
@@ -50,13 +52,19 @@ void Output::progress(const core::ProgressEvent& event) {
 }
 
 void Output::finish_progress() {
+  std::lock_guard lock(m_mutex);
+  finish_progress_locked();
+}
+
+void Output::finish_progress_locked() {
   if (!m_progress_shown) return;
   fmt::print(stderr, "\n");
   m_progress_shown = false;
 }
 
 void Output::result(std::string_view line) {
-  finish_progress();
+  std::lock_guard lock(m_mutex);
+  finish_progress_locked();
   fmt::print("{}\n", line);
 }
 

@@ -6,6 +6,7 @@
 #include "core/log.hpp"
 
 #include <chrono>
+#include <mutex>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@ struct OutputOptions {
   bool verbose = false; // debug lines too
 };
 
+// Thread-safe: the registry client logs from its transfer threads.
 class Output final : public core::LogSink, public core::ProgressSink {
 public:
   explicit Output(OutputOptions options);
@@ -33,7 +35,10 @@ public:
   const OutputOptions& options() const noexcept { return m_options; }
 
 private:
+  void finish_progress_locked();
+
   OutputOptions m_options;
+  std::mutex m_mutex;
   bool m_tty = false;
   bool m_colour = false;
   bool m_progress_shown = false;

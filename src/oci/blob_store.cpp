@@ -111,6 +111,35 @@ StoredBlob BlobStore::put_bytes(std::string_view bytes) {
   return put(source, "blob " + blob.digest.str(), blob.digest, blob.size);
 }
 
+struct BlobStore::Writer::Impl {
+  BlobStore& store;
+  TempBlob temp;
+  core::HashingSink hashing{temp.sink()};
+  explicit Impl(BlobStore& s) : store(s), temp(s.root()) {}
+};
+
+BlobStore::Writer::Writer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+BlobStore::Writer::~Writer() = default;
+
+void BlobStore::Writer::write(const char* data, std::size_t size) { m_impl->hashing.write(data, size); }
+
+StoredBlob BlobStore::Writer::commit(std::string_view what, const core::Digest& expected, std::uint64_t expected_size) {
+  const StoredBlob blob{m_impl->hashing.finish(), m_impl->hashing.count()};
+  if (blob.size != expected_size) {
+    throw core::IntegrityError(std::string(what) + " is " + std::to_string(blob.size) + " bytes, expected " +
+                               std::to_string(expected_size));
+  }
+  if (blob.digest != expected) {
+    throw core::IntegrityError(std::string(what) + " has digest " + blob.digest.str() + ", expected " + expected.str());
+  }
+  if (!m_impl->store.contains(blob.digest)) m_impl->temp.move_to(m_impl->store.path(blob.digest));
+  return blob;
+}
+
+std::unique_ptr<BlobStore::Writer> BlobStore::begin() {
+  return std::unique_ptr<Writer>(new Writer(std::make_unique<Writer::Impl>(*this)));
+}
+
 bool BlobStore::contains(const core::Digest& digest) const {
   struct stat st {};
   return ::stat(path(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -30,6 +31,23 @@ public:
   StoredBlob put(core::Source& source, std::string_view what, const std::optional<core::Digest>& expected = {},
                  std::optional<std::uint64_t> expected_size = {});
   StoredBlob put_bytes(std::string_view bytes);
+
+  // A blob arriving as writes (a download): commit() checks digest and size like put()
+  // and moves it in; destroyed without commit() it leaves nothing behind.
+  class Writer : public core::Sink {
+  public:
+    ~Writer() override;
+    void write(const char* data, std::size_t size) override;
+    using core::Sink::write;
+    StoredBlob commit(std::string_view what, const core::Digest& expected, std::uint64_t expected_size);
+
+  private:
+    friend class BlobStore;
+    struct Impl;
+    explicit Writer(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+  };
+  std::unique_ptr<Writer> begin();
 
   bool contains(const core::Digest& digest) const;
   std::filesystem::path path(const core::Digest& digest) const;

@@ -3,6 +3,7 @@
 #include "pack.hpp"
 
 #include "cli/commands/commands.hpp"
+#include "cli/commands/registry_flags.hpp"
 #include "cli/output.hpp"
 #include "cli/render.hpp"
 #include "core/error.hpp"
@@ -40,6 +41,8 @@ void add_pack(CLI::App& app, CommandRun& run) {
     std::string key;
     std::string passphrase_file;
     int level = 3;
+    RegistryFlags registry;
+    std::vector<std::string> mirrors;
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("pack", "Build a signed bundle from a bundle manifest");
@@ -49,6 +52,10 @@ void add_pack(CLI::App& app, CommandRun& run) {
   cmd->add_option("--passphrase-file", flags->passphrase_file,
                   "File holding the key's passphrase (or set FERRY_KEY_PASSPHRASE)");
   cmd->add_option("--compression-level", flags->level, "zstd level for compressible entries, 1-19 (default 3)");
+  add_registry_flags(*cmd, flags->registry, "source registries");
+  cmd->add_option("--mirror", flags->mirrors,
+                  "Pull REGISTRY's images through a mirror: REGISTRY=HOST[:PORT][/PREFIX] (repeatable; the bundle keeps "
+                  "the original references)");
   cmd->footer("Timestamps come from SOURCE_DATE_EPOCH (default 0): the same inputs give the same bundle bytes.");
   cmd->callback([flags, &run] {
     run = [flags](Output& out) {
@@ -58,7 +65,11 @@ void add_pack(CLI::App& app, CommandRun& run) {
                           .passphrase = read_passphrase(flags->passphrase_file),
                           .compression_level = flags->level,
                           .source_date_epoch = source_date_epoch(),
-                          .tool_version = ferry_version()};
+                          .tool_version = ferry_version(),
+                          .pull = {}};
+      options.pull.client = client_options(flags->registry);
+      options.pull.jobs = flags->registry.jobs;
+      for (const auto& m : flags->mirrors) options.pull.mirrors.push_back(Mirror::parse(m));
       const PackResult r = pack(options, out, out);
       out.finish_progress();
       const auto& d = r.descriptor;

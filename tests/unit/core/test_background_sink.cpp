@@ -62,3 +62,42 @@ TEST_CASE("BackgroundSink refuses writes after finish") {
 }
 
 } // TEST_SUITE
+
+#include "core/pipe.hpp"
+
+#include <thread>
+
+TEST_SUITE("core") {
+
+TEST_CASE("Pipe carries every byte in order from one thread to another") {
+  const std::string data = ferry::test::random_bytes(3 * 1024 * 1024 + 5, 21);
+  ferry::core::Pipe pipe(64 * 1024, 2);
+  std::thread writer([&] {
+    for (std::size_t i = 0; i < data.size(); i += 10000) pipe.sink().write(std::string_view(data).substr(i, 10000));
+    pipe.close();
+  });
+  ferry::core::StringSink out;
+  ferry::core::copy(pipe.source(), out);
+  writer.join();
+  CHECK(out.bytes() == data);
+}
+
+TEST_CASE("Pipe::abort makes the reader fail with the writer's error") {
+  ferry::core::Pipe pipe(1024, 2);
+  pipe.sink().write("partial");
+  pipe.abort(std::make_exception_ptr(ferry::core::IntegrityError("bad digest")));
+  char buffer[16];
+  CHECK_THROWS_WITH_AS(pipe.source().read(buffer, sizeof buffer), "bad digest", ferry::core::IntegrityError);
+}
+
+TEST_CASE("Pipe::abort unblocks a writer waiting for room") {
+  ferry::core::Pipe pipe(4, 1);
+  std::thread reader_gone([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pipe.abort();
+  });
+  CHECK_THROWS_AS(pipe.sink().write(std::string(64, 'x')), ferry::core::Error);
+  reader_gone.join();
+}
+
+} // TEST_SUITE

@@ -1,0 +1,183 @@
+// Registry sources for pack: a BlobAccess over a registry client, and parallel fetching.
+// SPDX-License-Identifier: Apache-2.0
+#include "image_pull.hpp"
+
+#include "bundle/descriptor.hpp"
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "oci/media_types.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
+
+namespace ferry {
+
+namespace {
+
+std::string trim_slashes(std::string text) {
+  while (!text.empty() && text.front() == '/') text.erase(text.begin());
+  while (!text.empty() && text.back() == '/') text.pop_back();
+  return text;
+}
+
+} // namespace
+
+Mirror Mirror::from(const std::string& registry, const std::string& target) {
+  if (registry.empty() || target.empty() || target.find("://") != std::string::npos) {
+    throw core::UsageError("mirror '" + registry + "=" + target + "' is not REGISTRY=HOST[:PORT][/PREFIX]",
+                           "for example --mirror docker.io=harbor.example.com/dockerhub");
+  }
+  Mirror m;
+  m.registry = registry == "index.docker.io" ? "docker.io" : registry;
+  const std::string clean = trim_slashes(target);
+  const auto slash = clean.find('/');
+  m.host = clean.substr(0, slash);
+  m.prefix = slash == std::string::npos ? "" : trim_slashes(clean.substr(slash + 1));
+  return m;
+}
+
+Mirror Mirror::parse(const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos) {
+    throw core::UsageError("mirror '" + text + "' is not REGISTRY=HOST[:PORT][/PREFIX]",
+                           "for example --mirror docker.io=harbor.example.com/dockerhub");
+  }
+  return from(text.substr(0, eq), text.substr(eq + 1));
+}
+
+// The blobs of one repository: manifests and configs are read (and kept in the store);
+// everything else is only queued.
+class ImagePuller::Access final : public oci::BlobAccess {
+public:
+  Access(ImagePuller& puller, Source source) : m_puller(puller), m_source(std::move(source)) {}
+
+  std::string read_blob(const oci::Descriptor& d, std::string_view what) override {
+    if (d.size > bundle::k_max_metadata_blob_size) {
+      throw core::IntegrityError(std::string(what) + " is " + std::to_string(d.size) + " bytes, more than the limit of " +
+                                 std::to_string(bundle::k_max_metadata_blob_size) + " for manifests and configs");
+    }
+    std::string bytes;
+    if (m_puller.m_store.contains(d.digest)) {
+      bytes = core::read_file(m_puller.m_store.path(d.digest), bundle::k_max_metadata_blob_size);
+    } else if (oci::media_type::is_index(d.media_type) || oci::media_type::is_manifest(d.media_type)) {
+      // By digest: the client checks the bytes hash to it.
+      bytes = m_source.client->get_manifest(m_source.repository, d.digest.str()).bytes;
+    } else {
+      core::StringSink sink;
+      m_source.client->get_blob(m_source.repository, d.digest, d.size, sink);
+      bytes = sink.take();
+    }
+    if (bytes.size() != d.size || core::sha256_of(bytes) != d.digest) {
+      throw core::IntegrityError(std::string(what) + " from " + m_source.display + " does not match its descriptor (" +
+                                 d.digest.str() + ", " + std::to_string(d.size) + " bytes)");
+    }
+    m_puller.m_store.put_bytes(bytes);
+    return bytes;
+  }
+
+  oci::BlobRef locate(const oci::Descriptor& d) override {
+    if (!m_puller.m_store.contains(d.digest)) m_puller.m_queue.emplace(d.digest, Pending{m_source, d});
+    return oci::BlobRef{d, m_puller.m_store.path(d.digest), 0, oci::Checked::yes};
+  }
+
+private:
+  ImagePuller& m_puller;
+  Source m_source;
+};
+
+ImagePuller::ImagePuller(PullOptions options, oci::BlobStore& store, core::LogSink& log)
+    : m_options(std::move(options)), m_store(store), m_log(log) {
+  if (m_options.jobs < 1) throw core::UsageError("-j must be at least 1");
+}
+
+ImagePuller::~ImagePuller() = default;
+
+registry::Client& ImagePuller::client_for(const std::string& host) {
+  auto it = m_clients.find(host);
+  if (it == m_clients.end()) {
+    it = m_clients.emplace(host, std::make_unique<registry::Client>(host, m_options.client, m_log)).first;
+  }
+  return *it->second;
+}
+
+ImagePuller::Source ImagePuller::source_for(const oci::Reference& ref) {
+  for (const auto& m : m_options.mirrors) {
+    if (m.registry == ref.registry()) {
+      const std::string repository = m.prefix.empty() ? ref.repository() : m.prefix + "/" + ref.repository();
+      return Source{&client_for(m.host), repository, ref.name() + " (through mirror " + m.host + ")"};
+    }
+  }
+  return Source{&client_for(ref.registry()), ref.repository(), ref.name()};
+}
+
+oci::ResolvedImage ImagePuller::resolve(const oci::Reference& ref, const oci::PlatformFilter& filter) {
+  Source source = source_for(ref);
+  // A digest in the reference wins over its tag: that is what the user pinned.
+  const std::string wanted = ref.digest() ? ref.digest()->str() : *ref.tag();
+  const registry::ManifestData root = source.client->get_manifest(source.repository, wanted);
+  if (ref.digest() && root.digest != *ref.digest()) {
+    throw core::IntegrityError("registry " + source.client->endpoint() + " returned manifest " + root.digest.str() +
+                               " for " + ref.str());
+  }
+  m_store.put_bytes(root.bytes);
+  const oci::Descriptor descriptor{root.media_type, root.digest, root.bytes.size(), {}, {}, {}, {}};
+  Access access(*this, source);
+  oci::ResolvedImage resolved = oci::walk_image(access, descriptor, filter, m_store, ref.str(), m_log);
+  resolved.ref_name = ref.str();
+  return resolved;
+}
+
+std::uint64_t ImagePuller::queued_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& [digest, pending] : m_queue) total += pending.descriptor.size;
+  return total;
+}
+
+void ImagePuller::fetch_all(core::ProgressSink& progress) {
+  std::vector<const Pending*> work;
+  for (const auto& [digest, pending] : m_queue) work.push_back(&pending);
+  // Largest first: the long transfers start early and the small ones fill the gaps.
+  std::stable_sort(work.begin(), work.end(),
+                   [](const Pending* a, const Pending* b) { return a->descriptor.size > b->descriptor.size; });
+  const std::uint64_t total = queued_bytes();
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::uint64_t> done{0};
+  std::atomic<bool> failed{false};
+  std::mutex mutex; // guards `error` and the progress sink
+  std::exception_ptr error;
+
+  auto worker = [&] {
+    for (;;) {
+      const std::size_t i = next++;
+      if (i >= work.size() || failed) return;
+      const Pending& p = *work[i];
+      try {
+        core::with_context("pulling blob " + p.descriptor.digest.str() + " of " + p.source.display, [&] {
+          auto writer = m_store.begin();
+          p.source.client->get_blob(p.source.repository, p.descriptor.digest, p.descriptor.size, *writer);
+          writer->commit("blob " + p.descriptor.digest.str() + " from " + p.source.display, p.descriptor.digest,
+                         p.descriptor.size);
+        });
+        const std::uint64_t now = done += p.descriptor.size;
+        std::lock_guard lock(mutex);
+        progress.progress({"pull", p.descriptor.digest.str(), now, total});
+      } catch (...) {
+        std::lock_guard lock(mutex);
+        if (!error) error = std::current_exception();
+        failed = true;
+        return;
+      }
+    }
+  };
+  const std::size_t threads = std::min<std::size_t>(static_cast<std::size_t>(m_options.jobs), work.size());
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  if (threads > 0) worker();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+  m_queue.clear();
+}
+
+} // namespace ferry

@@ -1,0 +1,77 @@
+// Pulling images from registries into pack's content store: resolve (tags -> digests,
+// manifest walk, platform filter), then fetch every missing blob in parallel.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "core/log.hpp"
+#include "oci/blob_store.hpp"
+#include "oci/reference.hpp"
+#include "oci/resolved_image.hpp"
+#include "registry/client.hpp"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace ferry {
+
+// `--mirror docker.io=harbor.corp/dockerhub`: images of `registry` are pulled from
+// `host`, under `prefix`, while the bundle keeps their original references.
+struct Mirror {
+  std::string registry;
+  std::string host;
+  std::string prefix; // without slashes at either end; may be empty
+
+  // "REGISTRY=HOST[:PORT][/PREFIX]"; UsageError naming `text` otherwise.
+  static Mirror parse(const std::string& text);
+  // From the manifest's `mirrors:` map entry.
+  static Mirror from(const std::string& registry, const std::string& target);
+};
+
+struct PullOptions {
+  registry::ClientOptions client; // for every source registry
+  std::vector<Mirror> mirrors;
+  int jobs = 4; // parallel blob downloads
+};
+
+class ImagePuller {
+public:
+  ImagePuller(PullOptions options, oci::BlobStore& store, core::LogSink& log);
+  ~ImagePuller();
+
+  // Resolves `ref` (a tag is resolved to a digest here) and walks its manifests. The
+  // manifests and configs read on the way land in the store; every other blob the store
+  // lacks is queued for fetch_all(). The BlobRefs point into the store (Checked::yes).
+  oci::ResolvedImage resolve(const oci::Reference& ref, const oci::PlatformFilter& filter);
+
+  // Downloads every queued blob into the store, `jobs` at a time, largest first; each
+  // is checked against its digest before it is stored. The first failure stops the
+  // rest and is rethrown.
+  void fetch_all(core::ProgressSink& progress);
+
+  std::uint64_t queued_bytes() const;
+
+private:
+  struct Source {
+    registry::Client* client;
+    std::string repository; // as the client must ask for it (mirror prefix applied)
+    std::string display;    // "docker.io/library/nginx" for messages
+  };
+  Source source_for(const oci::Reference& ref);
+  registry::Client& client_for(const std::string& host);
+  class Access;
+
+  PullOptions m_options;
+  oci::BlobStore& m_store;
+  core::LogSink& m_log;
+  std::map<std::string, std::unique_ptr<registry::Client>> m_clients;
+  struct Pending {
+    Source source;
+    oci::Descriptor descriptor;
+  };
+  std::map<core::Digest, Pending> m_queue;
+};
+
+} // namespace ferry

@@ -1,0 +1,343 @@
+// The push stage: composes the bundle reader with the registry client.
+// SPDX-License-Identifier: Apache-2.0
+#include "image_push.hpp"
+
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "core/pipe.hpp"
+#include "oci/manifest.hpp"
+#include "oci/media_types.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <thread>
+
+namespace ferry {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string trim_slashes(std::string text) {
+  while (!text.empty() && text.front() == '/') text.erase(text.begin());
+  while (!text.empty() && text.back() == '/') text.pop_back();
+  return text;
+}
+
+std::string chart_tag(std::string version) {
+  std::replace(version.begin(), version.end(), '+', '_'); // as Helm stores versions in OCI tags
+  return version;
+}
+
+bool is_manifest_type(const std::string& media_type) {
+  return oci::media_type::is_index(media_type) || oci::media_type::is_manifest(media_type);
+}
+
+// Collects a manifest's bytes; hands them over once the reader verified them.
+class ManifestSink final : public bundle::EntrySink {
+public:
+  ManifestSink(std::map<core::Digest, std::string>& into, core::Digest digest) : m_into(into), m_digest(digest) {}
+  void write(const char* data, std::size_t size) override { m_bytes.append(data, size); }
+  void commit() override { m_into[m_digest] = std::move(m_bytes); }
+
+private:
+  std::map<core::Digest, std::string>& m_into;
+  core::Digest m_digest;
+  std::string m_bytes;
+};
+
+// Uploads an entry to the registry while the reader verifies it: the bytes go through a
+// bounded pipe to a thread running the client's upload. The registry itself checks the
+// digest when the upload completes, so bytes that fail verification are never stored
+// under that digest; commit() waits for the upload to finish.
+class UploadSink final : public bundle::EntrySink {
+public:
+  UploadSink(registry::Client& client, std::string repository, const core::Digest& digest, std::uint64_t size,
+             std::function<void()> on_done)
+      : m_on_done(std::move(on_done)) {
+    m_thread = std::thread([this, &client, repository = std::move(repository), digest, size] {
+      try {
+        client.push_blob(repository, digest, size, m_pipe.source());
+      } catch (...) {
+        m_error = std::current_exception();
+        m_pipe.abort(m_error);
+      }
+    });
+  }
+  UploadSink(const UploadSink&) = delete;
+  UploadSink& operator=(const UploadSink&) = delete;
+  ~UploadSink() override {
+    if (m_thread.joinable()) {
+      m_pipe.abort(); // the entry failed verification: stop the upload
+      m_thread.join();
+    }
+  }
+  void write(const char* data, std::size_t size) override { m_pipe.sink().write(data, size); }
+  void commit() override {
+    m_pipe.close();
+    m_thread.join();
+    if (m_error) std::rethrow_exception(m_error);
+    m_on_done();
+  }
+
+private:
+  core::Pipe m_pipe;
+  std::thread m_thread;
+  std::exception_ptr m_error;
+  std::function<void()> m_on_done;
+};
+
+class Pusher {
+public:
+  Pusher(const PushOptions& options, core::LogSink& log, PushResult& result)
+      : m_options(options), m_log(log), m_result(result),
+        m_client(options.target.host, options.client, log) {}
+
+  void plan(const bundle::BundleDescriptor& d) {
+    for (const auto& image : d.images) {
+      const oci::Reference ref = oci::Reference::parse(image.ref);
+      const std::string repo = m_options.target.image_repository(ref);
+      m_roots.push_back(Root{"image", image.ref, repo, ref.tag().value_or(""), image.digest});
+    }
+    for (const auto& chart : d.charts) {
+      m_roots.push_back(
+          Root{"chart", chart.ref, m_options.target.chart_repository(chart.name), chart_tag(chart.version), chart.digest});
+    }
+    for (const auto& root : m_roots) m_root_repos[root.digest].insert(root.repository);
+    for (const auto& b : d.blobs) m_media_types[b.digest] = b.media_type;
+  }
+
+  std::unique_ptr<bundle::EntrySink> target(const bundle::StreamEntry& entry) {
+    if (entry.media_type.empty()) return nullptr; // oci-layout, index.json: verify only
+    if (is_manifest_type(entry.media_type)) return std::make_unique<ManifestSink>(m_manifests, entry.digest);
+    const std::set<std::string> repos = repositories_of(entry.digest);
+    if (repos.empty()) return nullptr; // a file's content: not pushed
+    return core::with_context("pushing blob " + entry.digest.str(), [&] { return place_blob(entry, repos); });
+  }
+
+  void push_manifests() {
+    for (const auto& root : m_roots) {
+      core::with_context("pushing " + root.kind + " " + root.source + " to " + target_ref(root), [&] {
+        push_tree(root.repository, root.digest);
+        if (!root.tag.empty()) put_tag(root.repository, root.tag, root.digest);
+        m_result.artifacts.push_back(PushedArtifact{root.kind, root.source, target_ref(root), root.digest});
+      });
+    }
+  }
+
+private:
+  struct Root {
+    std::string kind;
+    std::string source;
+    std::string repository;
+    std::string tag;
+    core::Digest digest;
+  };
+
+  std::string target_ref(const Root& root) const {
+    return m_options.target.host + "/" + root.repository + (root.tag.empty() ? "@" + root.digest.str() : ":" + root.tag);
+  }
+
+  // The target repositories whose images use `digest`, from the manifests read so far
+  // (manifests come first in a bundle stream, so all are known when blobs arrive).
+  std::set<std::string> repositories_of(const core::Digest& digest) {
+    ensure_graph();
+    std::set<std::string> repos;
+    std::set<core::Digest> seen;
+    std::vector<core::Digest> todo{digest};
+    while (!todo.empty()) {
+      const core::Digest d = todo.back();
+      todo.pop_back();
+      if (!seen.insert(d).second) continue;
+      if (auto r = m_root_repos.find(d); r != m_root_repos.end()) repos.insert(r->second.begin(), r->second.end());
+      if (auto p = m_parents.find(d); p != m_parents.end()) todo.insert(todo.end(), p->second.begin(), p->second.end());
+    }
+    return repos;
+  }
+
+  void ensure_graph() {
+    for (const auto& [digest, bytes] : m_manifests) {
+      if (m_parsed.count(digest)) continue;
+      m_parsed.insert(digest);
+      const auto parsed = oci::parse_manifest(bytes, m_media_types[digest], "manifest " + digest.str());
+      auto add = [&](const oci::Descriptor& child) {
+        m_parents[child.digest].insert(digest);
+        m_children[digest].push_back(child.digest);
+      };
+      if (const auto* m = std::get_if<oci::ImageManifest>(&parsed)) {
+        add(m->config);
+        for (const auto& l : m->layers) add(l);
+      } else {
+        for (const auto& c : std::get<oci::ImageIndex>(parsed).manifests) add(c);
+      }
+    }
+  }
+
+  std::unique_ptr<bundle::EntrySink> place_blob(const bundle::StreamEntry& entry, const std::set<std::string>& repos) {
+    std::vector<std::string> have;
+    std::vector<std::string> lack;
+    for (const auto& repo : repos) (m_client.blob_exists(repo, entry.digest) ? have : lack).push_back(repo);
+    if (lack.empty()) {
+      ++m_result.blobs_present;
+      m_result.bytes_present += entry.size;
+      return nullptr;
+    }
+    if (m_options.dry_run) {
+      ++m_result.blobs_uploaded;
+      m_result.bytes_uploaded += entry.size;
+      return nullptr;
+    }
+    if (!have.empty()) {
+      // Already in the target under another repository: mount it, no bytes move.
+      std::vector<std::string> still;
+      for (const auto& repo : lack) {
+        if (m_client.mount_blob(repo, entry.digest, have.front())) {
+          ++m_result.blobs_mounted;
+        } else {
+          still.push_back(repo);
+        }
+      }
+      if (still.empty()) return nullptr;
+      lack = std::move(still);
+    }
+    const std::string first = lack.front();
+    std::vector<std::string> others(lack.begin() + 1, lack.end());
+    const core::Digest digest = entry.digest;
+    const std::uint64_t size = entry.size;
+    return std::make_unique<UploadSink>(m_client, first, digest, size, [this, first, others, digest, size] {
+      ++m_result.blobs_uploaded;
+      m_result.bytes_uploaded += size;
+      for (const auto& repo : others) {
+        if (m_client.mount_blob(repo, digest, first)) {
+          ++m_result.blobs_mounted;
+        } else {
+          copy_within_target(first, repo, digest, size);
+        }
+      }
+    });
+  }
+
+  // When a registry refuses cross-repository mounts, the blob is read back from where it
+  // was just uploaded and pushed again (the bundle stream has moved on).
+  void copy_within_target(const std::string& from, const std::string& to, const core::Digest& digest, std::uint64_t size) {
+    core::Pipe pipe;
+    std::exception_ptr upload_error;
+    std::thread upload([&] {
+      try {
+        m_client.push_blob(to, digest, size, pipe.source());
+      } catch (...) {
+        upload_error = std::current_exception();
+        pipe.abort(upload_error);
+      }
+    });
+    try {
+      m_client.get_blob(from, digest, size, pipe.sink());
+      pipe.close();
+    } catch (...) {
+      pipe.abort(std::current_exception());
+      upload.join();
+      throw;
+    }
+    upload.join();
+    if (upload_error) std::rethrow_exception(upload_error);
+    ++m_result.blobs_uploaded;
+    m_result.bytes_uploaded += size;
+  }
+
+  void push_tree(const std::string& repo, const core::Digest& digest) {
+    auto bytes = m_manifests.find(digest);
+    if (bytes == m_manifests.end()) return; // a blob, not a manifest
+    for (const auto& child : m_children[digest]) push_tree(repo, child);
+    if (!m_pushed.insert({repo, digest}).second) return;
+    const auto existing = m_client.head_manifest(repo, digest.str());
+    if (existing) {
+      ++m_result.manifests_present;
+      return;
+    }
+    if (m_options.dry_run) {
+      ++m_result.manifests_pushed;
+      return;
+    }
+    m_client.put_manifest(repo, digest.str(), m_media_types[digest], bytes->second);
+    ++m_result.manifests_pushed;
+  }
+
+  void put_tag(const std::string& repo, const std::string& tag, const core::Digest& digest) {
+    const auto existing = m_client.head_manifest(repo, tag);
+    if (existing && existing->digest == digest) return;
+    if (m_options.dry_run) return;
+    if (existing) m_log.info(repo + ":" + tag + " moves from " + existing->digest.str() + " to " + digest.str());
+    m_client.put_manifest(repo, tag, m_media_types[digest], m_manifests.at(digest));
+  }
+
+  const PushOptions& m_options;
+  core::LogSink& m_log;
+  PushResult& m_result;
+  registry::Client m_client;
+  std::vector<Root> m_roots;
+  std::map<core::Digest, std::set<std::string>> m_root_repos;
+  std::map<core::Digest, std::string> m_media_types;
+  std::map<core::Digest, std::string> m_manifests;
+  std::set<core::Digest> m_parsed;
+  std::map<core::Digest, std::set<core::Digest>> m_parents;
+  std::map<core::Digest, std::vector<core::Digest>> m_children;
+  std::set<std::pair<std::string, core::Digest>> m_pushed;
+};
+
+} // namespace
+
+PushTarget PushTarget::parse(const std::string& text) {
+  if (text.find("://") != std::string::npos) {
+    throw core::UsageError("--registry '" + text + "' has a scheme; give HOST[:PORT][/PREFIX]",
+                           "use --plain-http for a registry without TLS");
+  }
+  const std::string clean = trim_slashes(text);
+  PushTarget t;
+  const auto slash = clean.find('/');
+  t.host = clean.substr(0, slash);
+  t.prefix = slash == std::string::npos ? "" : trim_slashes(clean.substr(slash + 1));
+  if (t.host.empty()) throw core::UsageError("--registry '" + text + "' names no host", "give HOST[:PORT][/PREFIX]");
+  if (!t.prefix.empty()) {
+    // The prefix must itself be a valid repository path.
+    (void)oci::Reference::parse(t.host + "/" + t.prefix + "/x");
+  }
+  return t;
+}
+
+std::string PushTarget::image_repository(const oci::Reference& source) const {
+  return prefix.empty() ? source.repository() : prefix + "/" + source.repository();
+}
+
+std::string PushTarget::chart_repository(const std::string& chart) const {
+  return prefix.empty() ? "charts/" + chart : prefix + "/charts/" + chart;
+}
+
+PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::ProgressSink& progress) {
+  bundle::TrustedKeys keys;
+  for (const auto& path : options.trust.pubkeys) keys.add(bundle::PublicKey::load(path));
+  bundle::SignaturePolicy policy = bundle::SignaturePolicy::require;
+  if (options.trust.insecure_skip_signature) {
+    log.warning("--insecure-skip-signature: the signature of this bundle is NOT checked; anything in it is pushed");
+    policy = bundle::SignaturePolicy::skip;
+  } else if (keys.empty()) {
+    throw core::UsageError("no trusted public key given",
+                           "pass the release engineer's key with --pubkey KEY.pub (repeatable)");
+  }
+  PushResult result;
+  result.dry_run = options.dry_run;
+  core::with_context("pushing " + core::display(options.bundle) + " to " + options.target.str(), [&] {
+    core::FileSource in(options.bundle);
+    bundle::BundleReader reader(in, core::display(options.bundle));
+    reader.open(keys, policy);
+    Pusher pusher(options, log, result);
+    pusher.plan(reader.descriptor());
+    result.stats = reader.read_entries([&](const bundle::StreamEntry& e) { return pusher.target(e); }, progress);
+    pusher.push_manifests();
+    result.descriptor = reader.descriptor();
+    result.signature = reader.signature();
+  });
+  return result;
+}
+
+} // namespace ferry

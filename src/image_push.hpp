@@ -1,0 +1,74 @@
+// The push stage of unpack: a verified bundle's images and charts into the internal
+// registry, straight from the bundle stream.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "bundle/bundle_reader.hpp"
+#include "bundle/descriptor.hpp"
+#include "core/log.hpp"
+#include "oci/reference.hpp"
+#include "registry/client.hpp"
+#include "unpack.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ferry {
+
+// Where things go: HOST[:PORT][/PREFIX] (DESIGN §4).
+struct PushTarget {
+  std::string host;
+  std::string prefix; // no slashes at either end; may be empty
+
+  // UsageError naming `text` for a scheme, an empty host, or a prefix that is not a
+  // lower-case repository path.
+  static PushTarget parse(const std::string& text);
+  // PREFIX/<source path without host>: docker.io/library/nginx -> PREFIX/library/nginx.
+  std::string image_repository(const oci::Reference& source) const;
+  // PREFIX/charts/NAME.
+  std::string chart_repository(const std::string& chart) const;
+  std::string str() const { return prefix.empty() ? host : host + "/" + prefix; }
+};
+
+struct PushOptions {
+  std::filesystem::path bundle;
+  PushTarget target;
+  TrustOptions trust;
+  registry::ClientOptions client;
+  bool dry_run = false; // verify and look, push nothing
+};
+
+struct PushedArtifact {
+  std::string kind;       // "image" or "chart"
+  std::string source;     // reference in the bundle
+  std::string target;     // HOST/REPO[:TAG]
+  core::Digest digest;
+};
+
+struct PushResult {
+  bundle::BundleDescriptor descriptor;
+  bundle::SignatureCheck signature;
+  bundle::StreamStats stats;
+  std::uint64_t blobs_uploaded = 0;
+  std::uint64_t bytes_uploaded = 0;
+  std::uint64_t blobs_present = 0; // already in the target (HEAD)
+  std::uint64_t bytes_present = 0;
+  std::uint64_t blobs_mounted = 0; // cross-repository mounts
+  std::uint64_t manifests_pushed = 0;
+  std::uint64_t manifests_present = 0;
+  std::vector<PushedArtifact> artifacts;
+  bool dry_run = false;
+};
+
+// Reads the bundle once: the signature is checked first; each blob is verified while it
+// streams and, where the target lacks it, uploaded to the first repository that needs it
+// at the same time (then mounted into the others). Manifests are pushed only after the
+// whole stream verified and all their blobs are in the target: children before parents,
+// by digest, then by tag; the registry's Docker-Content-Digest must equal the bundle's.
+// A re-run skips what the target already has (HEAD), so an interrupted push resumes.
+// Files (`files:`) are not pushed: they stay in the bundle for `ferry extract`.
+PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::ProgressSink& progress);
+
+} // namespace ferry

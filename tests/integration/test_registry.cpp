@@ -1,0 +1,226 @@
+// pack from registries and push into registries: real docker-registry servers on
+// 127.0.0.1 (plain HTTP as the source; TLS with htpasswd or token auth as the target),
+// images seeded and read back with skopeo.
+// SPDX-License-Identifier: Apache-2.0
+#include "common/registry_fixture.hpp"
+#include "common/token_server.hpp"
+#include "support/harness.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+using namespace ferry::itest;
+using ferry::test::Platforms;
+using ferry::test::RegistryOptions;
+using ferry::test::RegistryServer;
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> k_tools = {"docker-registry", "umoci", "skopeo", "openssl", "htpasswd"};
+constexpr int k_registry_failure = 4;
+
+// A source registry holding app1, app2 (sharing a layer) and a two-platform index.
+struct Source {
+  Fixtures f;
+  RegistryServer server;
+  fs::path manifest;
+};
+
+std::unique_ptr<Source> seeded_source(const TestDir& dir) {
+  auto s = std::unique_ptr<Source>(new Source{make_fixtures(dir.path()), RegistryServer(), {}});
+  const std::string layout = "oci:" + s->f.layout.string();
+  ferry::test::push_with_skopeo(s->server, layout + ":app1", "team/app1:1.0", Platforms::host);
+  ferry::test::push_with_skopeo(s->server, layout + ":app2", "team/app2:1.0", Platforms::host);
+  ferry::test::push_with_skopeo(s->server, layout + ":multi", "team/multi:2.0", Platforms::all);
+  s->manifest = dir / "registry.yaml";
+  write_file(s->manifest, "apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: reg, version: \"1\"}\n"
+                          "images:\n"
+                          "  - " + s->server.host() + "/team/app1:1.0\n"
+                          "  - docker://" + s->server.host() + "/team/app2:1.0\n"
+                          "  - " + s->server.host() + "/team/multi:2.0\n"
+                          "charts:\n  - {name: demo, path: ./charts/demo, version: 0.3.1}\n");
+  return s;
+}
+
+RunResult pack_from(const Source& s, const fs::path& bundle, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"pack", "-f", s.manifest.string(), "-o", bundle.string(), "--key",
+                                   s.f.key.string(), "--plain-http"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_ferry(args);
+}
+
+RunResult push_to(const Source& s, const fs::path& bundle, const RegistryServer& target, const std::string& prefix,
+                  std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"push", bundle.string(), "--registry", target.host() + prefix, "--pubkey",
+                                   s.f.pub.string(), "--output", "json"};
+  if (target.tls()) {
+    args.push_back("--ca-file");
+    args.push_back(target.ca_file().string());
+  } else {
+    args.push_back("--plain-http");
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_ferry(args, {.cwd = {}, .env = {}, .input = "ferry-test-secret\n"});
+}
+
+} // namespace
+
+TEST_SUITE("registry") {
+
+TEST_CASE("pack pulls images by tag from a registry and records their digests") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  const fs::path bundle = dir / "reg.tar.zst";
+  const RunResult r = pack_from(*s, bundle);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json info = json::parse(run_ferry({"inspect", bundle.string(), "--output", "json"}).out);
+  REQUIRE(info["images"].size() == 3);
+  for (const auto& image : info["images"]) {
+    const std::string ref = image["ref"];
+    const std::string repo_tag = ref.substr(ref.find('/') + 1);
+    CAPTURE(ref);
+    CHECK(image["digest"] == ferry::test::registry_digest(s->server, repo_tag));
+    // Without a platform filter the index is carried byte-exact: no rewritten root.
+    CHECK_FALSE(image.contains("sourceDigest"));
+  }
+  CHECK(info["savedBySharing"].get<std::uint64_t>() > 200000);
+  // The extracted layout holds the same images, as skopeo sees them.
+  const fs::path out = dir / "x";
+  REQUIRE(run_ferry({"extract", bundle.string(), "-o", out.string(), "--pubkey", s->f.pub.string()}).exit_code == 0);
+  const json multi = json::parse(must({"skopeo", "inspect", "--raw", "oci:" + out.string() + ":" + s->server.host() +
+                                                                         "/team/multi:2.0"}));
+  CHECK(multi["manifests"].size() == 2);
+}
+
+TEST_CASE("pack through a mirror records the original references") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  write_file(s->manifest, "apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: mirrored, version: \"1\"}\n"
+                          "images:\n  - quay.example.invalid/team/app1:1.0\n");
+  const fs::path bundle = dir / "m.tar.zst";
+  const RunResult r = pack_from(*s, bundle, {"--mirror", "quay.example.invalid=" + s->server.host()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json info = json::parse(run_ferry({"inspect", bundle.string(), "--output", "json"}).out);
+  CHECK(info["images"][0]["ref"] == "quay.example.invalid/team/app1:1.0");
+  CHECK(info["images"][0]["digest"] == ferry::test::registry_digest(s->server, "team/app1:1.0"));
+}
+
+TEST_CASE("a missing image in the source registry is named with exit 4") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  write_file(s->manifest, "apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: x, version: \"1\"}\n"
+                          "images:\n  - " + s->server.host() + "/team/nothing:9.9\n");
+  const RunResult r = pack_from(*s, dir / "x.tar.zst");
+  CHECK(r.exit_code == k_registry_failure);
+  CHECK(contains(r.err, "team/nothing"));
+  CHECK_FALSE(fs::exists(dir / "x.tar.zst"));
+}
+
+TEST_CASE("push puts images and charts into a TLS registry with basic auth, digests unchanged") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  const fs::path bundle = dir / "reg.tar.zst";
+  REQUIRE(pack_from(*s, bundle).exit_code == 0);
+  RegistryServer target({.tls = true, .htpasswd = true});
+
+  const RunResult first = push_to(*s, bundle, target, "/mirror", {"--username", "ferry", "--password-stdin"});
+  INFO(first.err);
+  REQUIRE(first.exit_code == 0);
+  const json report = json::parse(first.out);
+  CHECK(report["blobs"]["uploaded"].get<int>() > 0);
+  CHECK(report["artifacts"].size() == 4);
+  CHECK_FALSE(contains(first.out + first.err, "ferry-test-secret"));
+
+  for (const char* repo_tag : {"team/app1:1.0", "team/app2:1.0", "team/multi:2.0"}) {
+    CAPTURE(repo_tag);
+    CHECK(ferry::test::registry_digest(target, std::string("mirror/") + repo_tag) ==
+          ferry::test::registry_digest(s->server, repo_tag));
+  }
+  // skopeo copies an image out of the target: every blob is really there.
+  std::vector<std::string> copy = {"skopeo", "copy", "--quiet"};
+  for (const auto& flag : target.skopeo_src_flags()) copy.push_back(flag);
+  copy.push_back(target.docker_ref("mirror/team/multi:2.0"));
+  copy.push_back("oci:" + (dir / "back").string() + ":multi");
+  copy.insert(copy.begin() + 2, "--all");
+  must(copy);
+  // The chart is an OCI chart under charts/.
+  const json chart = json::parse(ferry::test::must_run([&] {
+    std::vector<std::string> a = {"skopeo", "inspect", "--raw"};
+    for (const auto& flag : target.skopeo_flags()) a.push_back(flag);
+    a.push_back(target.docker_ref("mirror/charts/demo:0.3.1"));
+    return a;
+  }()));
+  CHECK(chart["config"]["mediaType"] == "application/vnd.cncf.helm.config.v1+json");
+
+  SUBCASE("a second push moves no blob bytes") {
+    const RunResult again = push_to(*s, bundle, target, "/mirror", {"--username", "ferry", "--password-stdin"});
+    INFO(again.err);
+    REQUIRE(again.exit_code == 0);
+    const json second = json::parse(again.out);
+    CHECK(second["blobs"]["uploaded"] == 0);
+    CHECK(second["blobs"]["uploadedBytes"] == 0);
+    CHECK(second["manifests"]["pushed"] == 0);
+  }
+  SUBCASE("--dry-run pushes nothing into an empty prefix and says what it would") {
+    const RunResult dry = push_to(*s, bundle, target, "/other", {"--username", "ferry", "--password-stdin", "--dry-run"});
+    INFO(dry.err);
+    REQUIRE(dry.exit_code == 0);
+    const json plan = json::parse(dry.out);
+    CHECK(plan["dryRun"] == true);
+    CHECK(plan["blobs"]["uploaded"].get<int>() + plan["blobs"]["present"].get<int>() > 0);
+    std::vector<std::string> tags = {"skopeo", "list-tags"};
+    for (const auto& flag : target.skopeo_flags()) tags.push_back(flag);
+    tags.push_back(target.docker_ref("other/team/app1"));
+    CHECK(ferry::test::run_command(tags).exit_code != 0);
+  }
+}
+
+TEST_CASE("push with a wrong password fails with exit 4 and never shows the password") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  const fs::path bundle = dir / "reg.tar.zst";
+  REQUIRE(pack_from(*s, bundle).exit_code == 0);
+  RegistryServer target({.tls = true, .htpasswd = true});
+  std::vector<std::string> args = {"push", bundle.string(), "--registry", target.host(), "--pubkey", s->f.pub.string(),
+                                   "--ca-file", target.ca_file().string(), "--username", "ferry", "--password-stdin"};
+  const RunResult r = run_ferry(args, {.cwd = {}, .env = {}, .input = "not-the-password-4711\n"});
+  CHECK(r.exit_code == k_registry_failure);
+  CHECK(contains(r.err, target.host()));
+  CHECK_FALSE(contains(r.out + r.err, "not-the-password-4711"));
+}
+
+TEST_CASE("push to a TLS registry without its CA is refused, naming TLS and --ca-file") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  const fs::path bundle = dir / "reg.tar.zst";
+  REQUIRE(pack_from(*s, bundle).exit_code == 0);
+  RegistryServer target({.tls = true});
+  const RunResult r = run_ferry({"push", bundle.string(), "--registry", target.host(), "--pubkey", s->f.pub.string()});
+  CHECK(r.exit_code == k_registry_failure);
+  CHECK(contains(r.err, "--ca-file"));
+}
+
+TEST_CASE("push through bearer token auth asks for push scopes") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  const fs::path bundle = dir / "reg.tar.zst";
+  REQUIRE(pack_from(*s, bundle).exit_code == 0);
+  RegistryServer target({.token_auth = true});
+  const RunResult r = push_to(*s, bundle, target, "", {"--username", "ferry", "--password-stdin"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(target.token_server().requested("team/app1", "push"));
+  CHECK(ferry::test::registry_digest(target, "team/app1:1.0") == ferry::test::registry_digest(s->server, "team/app1:1.0"));
+}
+
+} // TEST_SUITE
