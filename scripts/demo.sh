@@ -101,9 +101,9 @@ step "ferry inspect"
 
 step "ferry push into the internal registry (TLS, basic auth), then again: nothing left to move"
 echo demo-password | "$ferry" push "$work/example-1.0.0.tar.zst" --registry "$internal_host/mirror" \
-  --pubkey "$work/release.pub" --ca-file "$work/internal/ca.pem" --username demo --password-stdin
+  --pubkey "$work/release.pub" --ca-file "$work/internal/ca.pem" --username demo --password-stdin --state-dir "$work/state"
 echo demo-password | "$ferry" push "$work/example-1.0.0.tar.zst" --registry "$internal_host/mirror" \
-  --pubkey "$work/release.pub" --ca-file "$work/internal/ca.pem" --username demo --password-stdin -q
+  --pubkey "$work/release.pub" --ca-file "$work/internal/ca.pem" --username demo --password-stdin --state-dir "$work/state" -q
 
 step "reading the pushed images back with skopeo (not ferry)"
 mkdir -p "$work/certs" && cp "$work/internal/ca.pem" "$work/certs/ca.crt"

@@ -9,6 +9,14 @@
 #include "oci/media_types.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <fcntl.h>
+#include <mutex>
+#include <optional>
+#include <unistd.h>
 #include <map>
 #include <set>
 #include <thread>
@@ -88,10 +96,66 @@ private:
   std::function<void()> m_on_done;
 };
 
+// An append-only text file: one line per blob, manifest or tag that landed in the
+// target ("blob REPO DIGEST", "manifest REPO DIGEST", "tag REPO TAG DIGEST"), "complete"
+// at the end. Each line is flushed to disk before the push goes on.
+class Journal {
+public:
+  Journal(const fs::path& file, bool enabled) : m_file(file) {
+    if (!enabled) return;
+    std::error_code ec;
+    fs::create_directories(file.parent_path(), ec);
+    if (fs::exists(file)) {
+      const std::string text = core::read_file(file, 256u << 20);
+      for (std::size_t start = 0; start < text.size();) {
+        const std::size_t end = std::min(text.find('\n', start), text.size());
+        if (end > start) ++m_previous;
+        start = end + 1;
+      }
+    }
+    core::UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd) {
+      const int err = errno;
+      throw core::Error(core::ExitCode::failure, "cannot open the push journal " + core::display(file) + ": " +
+                                                     core::errno_text(err),
+                        "give a writable directory with --state-dir");
+    }
+    m_sink.emplace(std::move(fd), core::display(file));
+  }
+  std::uint64_t previous() const noexcept { return m_previous; }
+  void record(const std::string& line) {
+    if (!m_sink) return;
+    std::lock_guard lock(m_mutex);
+    m_sink->write(line + "\n");
+    ::fdatasync(m_sink->fd());
+  }
+
+private:
+  fs::path m_file;
+  std::optional<core::FdSink> m_sink;
+  std::uint64_t m_previous = 0;
+  std::mutex m_mutex;
+};
+
+fs::path default_state_dir() {
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) return fs::path(xdg) / "ferry";
+  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".local/state/ferry";
+  return fs::path(".ferry-state");
+}
+
+fs::path journal_path(const PushOptions& options, const std::string& descriptor_bytes) {
+  std::string target = options.target.str();
+  for (char& c : target) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+  }
+  const fs::path dir = options.state_dir.empty() ? default_state_dir() : options.state_dir;
+  return dir / ("push-" + std::string(core::sha256_of(descriptor_bytes).hex().substr(0, 16)) + "-" + target + ".journal");
+}
+
 class Pusher {
 public:
-  Pusher(const PushOptions& options, core::LogSink& log, PushResult& result)
-      : m_options(options), m_log(log), m_result(result),
+  Pusher(const PushOptions& options, core::LogSink& log, PushResult& result, Journal& journal)
+      : m_options(options), m_log(log), m_result(result), m_journal(journal),
         m_client(options.target.host, options.client, log) {}
 
   void plan(const bundle::BundleDescriptor& d) {
@@ -105,16 +169,25 @@ public:
           Root{"chart", chart.ref, m_options.target.chart_repository(chart.name), chart_tag(chart.version), chart.digest});
     }
     for (const auto& root : m_roots) m_root_repos[root.digest].insert(root.repository);
-    for (const auto& b : d.blobs) m_media_types[b.digest] = b.media_type;
+    for (const auto& b : d.blobs) {
+      m_media_types[b.digest] = b.media_type;
+      m_sizes[b.digest] = b.size;
+    }
   }
 
   std::unique_ptr<bundle::EntrySink> target(const bundle::StreamEntry& entry) {
     if (entry.media_type.empty()) return nullptr; // oci-layout, index.json: verify only
     if (is_manifest_type(entry.media_type)) return std::make_unique<ManifestSink>(m_manifests, entry.digest);
+    if (!m_checked) check_presence(); // the first blob: every manifest is known now
+    m_needed.erase(entry.digest);
     const std::set<std::string> repos = repositories_of(entry.digest);
     if (repos.empty()) return nullptr; // a file's content: not pushed
     return core::with_context("pushing blob " + entry.digest.str(), [&] { return place_blob(entry, repos); });
   }
+
+  // True once every blob the target lacks has gone by: the rest of the stream is not
+  // needed (the bundle's remaining blobs are already in the target).
+  bool done_with_stream() const { return m_checked && m_needed.empty(); }
 
   void push_manifests() {
     for (const auto& root : m_roots) {
@@ -174,15 +247,65 @@ private:
     }
   }
 
+  // HEAD for every (repository, blob) pair of the bundle, `jobs` at a time; blobs that
+  // some repository lacks are what the stream is still needed for.
+  void check_presence() {
+    m_checked = true;
+    ensure_graph();
+    std::vector<std::pair<std::string, core::Digest>> pairs;
+    for (const auto& [digest, media_type] : m_media_types) {
+      if (is_manifest_type(media_type)) continue;
+      for (const auto& repo : repositories_of(digest)) pairs.emplace_back(repo, digest);
+    }
+    std::vector<char> present(pairs.size(), 0);
+    std::atomic<std::size_t> next{0};
+    std::mutex mutex;
+    std::exception_ptr error;
+    auto worker = [&] {
+      for (;;) {
+        const std::size_t i = next++;
+        if (i >= pairs.size()) return;
+        try {
+          present[i] = m_client.blob_exists(pairs[i].first, pairs[i].second) ? 1 : 0;
+        } catch (...) {
+          std::lock_guard lock(mutex);
+          if (!error) error = std::current_exception();
+          next = pairs.size();
+          return;
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    const std::size_t threads = std::min<std::size_t>(static_cast<std::size_t>(std::max(1, m_options.jobs)), pairs.size());
+    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    if (threads > 0) worker();
+    for (auto& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+      if (present[i]) {
+        m_present.insert(pairs[i]);
+      } else {
+        m_needed.insert(pairs[i].second);
+      }
+    }
+    // Blobs every repository already has are counted (and journalled) here: the stream
+    // may stop before they would go by.
+    std::set<core::Digest> counted;
+    for (const auto& [repo, digest] : pairs) {
+      if (m_needed.count(digest) || !counted.insert(digest).second) continue;
+      ++m_result.blobs_present;
+      m_result.bytes_present += m_sizes[digest];
+    }
+    if (!m_options.dry_run) {
+      for (const auto& [repo, digest] : m_present) m_journal.record("blob " + repo + " " + digest.str());
+    }
+  }
+
   std::unique_ptr<bundle::EntrySink> place_blob(const bundle::StreamEntry& entry, const std::set<std::string>& repos) {
     std::vector<std::string> have;
     std::vector<std::string> lack;
-    for (const auto& repo : repos) (m_client.blob_exists(repo, entry.digest) ? have : lack).push_back(repo);
-    if (lack.empty()) {
-      ++m_result.blobs_present;
-      m_result.bytes_present += entry.size;
-      return nullptr;
-    }
+    for (const auto& repo : repos) (m_present.count({repo, entry.digest}) ? have : lack).push_back(repo);
+    if (lack.empty()) return nullptr; // counted by check_presence()
     if (m_options.dry_run) {
       ++m_result.blobs_uploaded;
       m_result.bytes_uploaded += entry.size;
@@ -194,6 +317,7 @@ private:
       for (const auto& repo : lack) {
         if (m_client.mount_blob(repo, entry.digest, have.front())) {
           ++m_result.blobs_mounted;
+          m_journal.record("blob " + repo + " " + entry.digest.str());
         } else {
           still.push_back(repo);
         }
@@ -208,12 +332,14 @@ private:
     return std::make_unique<UploadSink>(m_client, first, digest, size, [this, first, others, digest, size] {
       ++m_result.blobs_uploaded;
       m_result.bytes_uploaded += size;
+      m_journal.record("blob " + first + " " + digest.str());
       for (const auto& repo : others) {
         if (m_client.mount_blob(repo, digest, first)) {
           ++m_result.blobs_mounted;
         } else {
           copy_within_target(first, repo, digest, size);
         }
+        m_journal.record("blob " + repo + " " + digest.str());
       }
     });
   }
@@ -261,6 +387,7 @@ private:
     }
     m_client.put_manifest(repo, digest.str(), m_media_types[digest], bytes->second);
     ++m_result.manifests_pushed;
+    m_journal.record("manifest " + repo + " " + digest.str());
   }
 
   void put_tag(const std::string& repo, const std::string& tag, const core::Digest& digest) {
@@ -269,20 +396,26 @@ private:
     if (m_options.dry_run) return;
     if (existing) m_log.info(repo + ":" + tag + " moves from " + existing->digest.str() + " to " + digest.str());
     m_client.put_manifest(repo, tag, m_media_types[digest], m_manifests.at(digest));
+    m_journal.record("tag " + repo + " " + tag + " " + digest.str());
   }
 
   const PushOptions& m_options;
   core::LogSink& m_log;
   PushResult& m_result;
+  Journal& m_journal;
   registry::Client m_client;
   std::vector<Root> m_roots;
   std::map<core::Digest, std::set<std::string>> m_root_repos;
   std::map<core::Digest, std::string> m_media_types;
+  std::map<core::Digest, std::uint64_t> m_sizes;
   std::map<core::Digest, std::string> m_manifests;
   std::set<core::Digest> m_parsed;
   std::map<core::Digest, std::set<core::Digest>> m_parents;
   std::map<core::Digest, std::vector<core::Digest>> m_children;
   std::set<std::pair<std::string, core::Digest>> m_pushed;
+  bool m_checked = false;
+  std::set<std::pair<std::string, core::Digest>> m_present; // (repository, blob) in the target
+  std::set<core::Digest> m_needed;                          // blobs some repository lacks
 };
 
 } // namespace
@@ -330,10 +463,23 @@ PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::Pro
     core::FileSource in(options.bundle);
     bundle::BundleReader reader(in, core::display(options.bundle));
     reader.open(keys, policy);
-    Pusher pusher(options, log, result);
+    result.journal = journal_path(options, reader.descriptor_bytes());
+    Journal journal(result.journal, !options.dry_run);
+    result.journal_entries = journal.previous();
+    if (journal.previous() > 0) {
+      log.info("resuming: the journal " + core::display(result.journal) + " lists " +
+               std::to_string(journal.previous()) + " items from an earlier push; each is checked again with HEAD");
+    }
+    Pusher pusher(options, log, result, journal);
     pusher.plan(reader.descriptor());
-    result.stats = reader.read_entries([&](const bundle::StreamEntry& e) { return pusher.target(e); }, progress);
+    result.stats = reader.read_entries([&](const bundle::StreamEntry& e) { return pusher.target(e); }, progress,
+                                       [&] { return pusher.done_with_stream(); });
+    result.read_whole_bundle = result.stats.complete;
+    if (!result.stats.complete) {
+      log.info("the target already holds every remaining blob: the rest of the bundle was not read");
+    }
     pusher.push_manifests();
+    journal.record("complete");
     result.descriptor = reader.descriptor();
     result.signature = reader.signature();
   });

@@ -38,6 +38,10 @@ struct PushOptions {
   TrustOptions trust;
   registry::ClientOptions client;
   bool dry_run = false; // verify and look, push nothing
+  int jobs = 4;          // parallel registry requests for the presence checks
+  // Where the push journal lives (--state-dir); empty: $XDG_STATE_HOME/ferry, else
+  // ~/.local/state/ferry.
+  std::filesystem::path state_dir;
 };
 
 struct PushedArtifact {
@@ -60,6 +64,9 @@ struct PushResult {
   std::uint64_t manifests_present = 0;
   std::vector<PushedArtifact> artifacts;
   bool dry_run = false;
+  bool read_whole_bundle = true;     // false: stopped once the target had everything
+  std::filesystem::path journal;     // the journal file of this bundle and target
+  std::uint64_t journal_entries = 0; // entries an earlier run had recorded
 };
 
 // Reads the bundle once: the signature is checked first; each blob is verified while it
@@ -67,7 +74,14 @@ struct PushResult {
 // at the same time (then mounted into the others). Manifests are pushed only after the
 // whole stream verified and all their blobs are in the target: children before parents,
 // by digest, then by tag; the registry's Docker-Content-Digest must equal the bundle's.
-// A re-run skips what the target already has (HEAD), so an interrupted push resumes.
+// A re-run skips what the target already has (HEAD), so an interrupted push resumes. A
+// journal in the state directory (one per bundle and target) records every blob,
+// manifest and tag as it lands, so a re-run can say where the last one stopped; the
+// registry's HEAD answers stay authoritative (the journal is never trusted alone).
+// As soon as the manifests have streamed past (they come first), every blob is checked
+// against the target in parallel (HEAD); once nothing the target lacks remains in the
+// stream, reading stops: blobs the registry already holds under their digests are
+// never used, so an up-to-date re-run reads little more than the manifests.
 // Files (`files:`) are not pushed: they stay in the bundle for `ferry extract`.
 PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::ProgressSink& progress);
 

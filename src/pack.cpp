@@ -95,8 +95,10 @@ private:
   std::set<std::string> m_ref_names;
 };
 
-oci::PlatformFilter filter_for(const bundle::BundleManifest& manifest, const bundle::ManifestImage& image) {
-  return oci::PlatformFilter(image.platforms.empty() ? manifest.platforms : image.platforms);
+oci::PlatformFilter filter_for(const bundle::BundleManifest& manifest, const bundle::ManifestImage& image,
+                               const std::vector<oci::Platform>& override_default) {
+  if (!image.platforms.empty()) return oci::PlatformFilter(image.platforms);
+  return oci::PlatformFilter(override_default.empty() ? manifest.platforms : override_default);
 }
 
 // The full reference an image is known by: `name:` if given, else the name its source
@@ -178,7 +180,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     const std::string where = manifest_name + ":" + std::to_string(image.line);
     core::with_context("resolving image " + image.ref + " (" + where + ")", [&] {
       const oci::ImageSource source = oci::ImageSource::parse(image.ref);
-      const oci::PlatformFilter filter = filter_for(manifest, image);
+      const oci::PlatformFilter filter = filter_for(manifest, image, options.platforms);
       oci::ResolvedImage resolved;
       switch (source.kind) {
       case oci::ImageSource::Kind::registry:

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ferry {
 
@@ -23,6 +24,9 @@ struct PackOptions {
   std::int64_t source_date_epoch = 0;     // every mtime and `created`
   std::string tool_version;
   PullOptions pull; // source registries (TLS, credentials, mirrors, -j)
+  // --platform: replaces the manifest's default `platforms:` (an image's own
+  // `platforms:` still wins).
+  std::vector<oci::Platform> platforms;
 };
 
 struct PackResult {

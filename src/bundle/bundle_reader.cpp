@@ -205,7 +205,8 @@ std::string BundleReader::users_of(const core::Digest& digest) const {
   return text;
 }
 
-StreamStats BundleReader::read_entries(const EntryTarget& target, core::ProgressSink& progress) {
+StreamStats BundleReader::read_entries(const EntryTarget& target, core::ProgressSink& progress,
+                                       const std::function<bool()>& stop_early) {
   if (!m_opened) throw core::Error(core::ExitCode::failure, "BundleReader::read_entries called before open");
   StreamStats stats;
   const std::uint64_t total = m_descriptor.blob_bytes();
@@ -220,7 +221,13 @@ StreamStats BundleReader::read_entries(const EntryTarget& target, core::Progress
     return m_tar.next();
   };
 
-  while (auto tar_entry = next()) {
+  for (;;) {
+    if (stop_early && stop_early()) {
+      stats.complete = false;
+      return stats;
+    }
+    auto tar_entry = next();
+    if (!tar_entry) break;
     check_entry_shape(*tar_entry);
     auto it = m_expected.find(tar_entry->path);
     if (it == m_expected.end()) {

@@ -53,6 +53,7 @@ using EntryTarget = std::function<std::unique_ptr<EntrySink>(const StreamEntry&)
 struct StreamStats {
   std::uint64_t entries = 0;
   std::uint64_t bytes = 0; // uncompressed entry bytes verified
+  bool complete = true;    // false when the caller stopped the stream early
 };
 
 // Reads a bundle from `in` once, front to back; `display` names it in messages.
@@ -80,7 +81,11 @@ public:
   // per entry (or nullptr to only verify). At the end every listed entry must have
   // been seen. Any failure is an IntegrityError naming the entry, expected and actual,
   // and for blobs the images that use it.
-  StreamStats read_entries(const EntryTarget& target, core::ProgressSink& progress);
+  // `stop_early`, when given, is asked before each entry: true ends the stream there
+  // (the rest is neither read nor checked, and the completeness check is skipped); the
+  // caller must not need anything from what remains.
+  StreamStats read_entries(const EntryTarget& target, core::ProgressSink& progress,
+                           const std::function<bool()>& stop_early = {});
 
   // "image docker.io/library/nginx:1.27, chart charts/x:1.0" for a blob digest (what
   // uses it, as far as the manifests read so far tell), or "" when unknown.

@@ -358,6 +358,22 @@ void Client::get_blob(const std::string& repository, const core::Digest& digest,
   }
 }
 
+void Client::ping() {
+  Impl& d = *m_impl;
+  Call call;
+  call.what = "checking the registry API at " + d.base + "/v2/";
+  Request request = make_request(Method::get, d.base + "/v2/");
+  Response response = d.execute(call, request);
+  if (classify(response) != Outcome::success) d.fail(call, request, response);
+}
+
+void Client::probe_push(const std::string& repository) {
+  Impl& d = *m_impl;
+  const Call call = d.call_for("opening an upload in " + repository, repository, Access::push);
+  const std::string location = d.start_upload(call);
+  d.cancel_upload(call, location);
+}
+
 bool Client::blob_exists(const std::string& repository, const core::Digest& digest) {
   Impl& d = *m_impl;
   Call call = d.call_for("checking blob " + digest.str() + " in " + repository, repository, Access::pull);

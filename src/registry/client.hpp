@@ -90,6 +90,14 @@ public:
   // "https://HOST" or "http://HOST"; for messages.
   std::string endpoint() const;
 
+  // --- checks (ferry doctor) ---
+  // GET /v2/ (authenticating as the registry asks): reachability, TLS and credentials.
+  // RegistryError naming the cause otherwise.
+  void ping();
+  // Opens an upload session in `repository` and cancels it: proves push permission
+  // without storing anything. RegistryError (denied, not found, ...) otherwise.
+  void probe_push(const std::string& repository);
+
   // --- pull ---
   // GET /v2/REPO/manifests/REF with Accept for OCI index/manifest and Docker manifest
   // list/v2. The bytes are kept exactly. With a digest REF the content must hash to it.

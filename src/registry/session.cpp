@@ -568,6 +568,14 @@ std::string Session::hint_for(Outcome outcome, const Call& call, const Response&
       return host + " does not seem to speak HTTPS: pass --plain-http if it serves plain HTTP";
     }
     if (response.curl == CURLE_SSL_CERTPROBLEM) return "check --cert-file and --key-file (PEM, matching each other)";
+    if (response.curl_error.find("expired") != std::string::npos) {
+      return "the certificate of " + host + " has expired (or this machine's clock is wrong: check `date`); "
+             "renew the registry's certificate";
+    }
+    if (!options.tls.ca_file.empty()) {
+      return host + "'s certificate is not signed by the CA in --ca-file " + options.tls.ca_file.string() +
+             " (nor by a system CA); pass the CA that did sign it";
+    }
     return "pass the CA certificate that signed " + host +
            "'s certificate with --ca-file (or --insecure-skip-tls-verify for a test registry)";
   case Outcome::unreachable:

@@ -53,7 +53,8 @@ RunResult pack_from(const Source& s, const fs::path& bundle, std::vector<std::st
 RunResult push_to(const Source& s, const fs::path& bundle, const RegistryServer& target, const std::string& prefix,
                   std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {"push", bundle.string(), "--registry", target.host() + prefix, "--pubkey",
-                                   s.f.pub.string(), "--output", "json"};
+                                   s.f.pub.string(), "--output", "json", "--state-dir",
+                                   (s.f.key.parent_path() / "state").string()};
   if (target.tls()) {
     args.push_back("--ca-file");
     args.push_back(target.ca_file().string());
@@ -167,6 +168,12 @@ TEST_CASE("push puts images and charts into a TLS registry with basic auth, dige
     CHECK(second["blobs"]["uploaded"] == 0);
     CHECK(second["blobs"]["uploadedBytes"] == 0);
     CHECK(second["manifests"]["pushed"] == 0);
+    // The journal of the first run was found and its entries re-checked.
+    CHECK(second["journalEntriesBefore"].get<int>() > 0);
+    const std::string journal = read_file(second["journal"].get<std::string>());
+    CHECK(journal.find("complete\n") != std::string::npos);
+    CHECK(journal.find("tag mirror/team/app1 1.0 " + ferry::test::registry_digest(target, "mirror/team/app1:1.0")) !=
+          std::string::npos);
   }
   SUBCASE("--dry-run pushes nothing into an empty prefix and says what it would") {
     const RunResult dry = push_to(*s, bundle, target, "/other", {"--username", "ferry", "--password-stdin", "--dry-run"});
@@ -190,7 +197,8 @@ TEST_CASE("push with a wrong password fails with exit 4 and never shows the pass
   REQUIRE(pack_from(*s, bundle).exit_code == 0);
   RegistryServer target({.tls = true, .htpasswd = true});
   std::vector<std::string> args = {"push", bundle.string(), "--registry", target.host(), "--pubkey", s->f.pub.string(),
-                                   "--ca-file", target.ca_file().string(), "--username", "ferry", "--password-stdin"};
+                                   "--ca-file", target.ca_file().string(), "--username", "ferry", "--password-stdin",
+                                   "--state-dir", (dir / "state").string()};
   const RunResult r = run_ferry(args, {.cwd = {}, .env = {}, .input = "not-the-password-4711\n"});
   CHECK(r.exit_code == k_registry_failure);
   CHECK(contains(r.err, target.host()));
@@ -204,7 +212,8 @@ TEST_CASE("push to a TLS registry without its CA is refused, naming TLS and --ca
   const fs::path bundle = dir / "reg.tar.zst";
   REQUIRE(pack_from(*s, bundle).exit_code == 0);
   RegistryServer target({.tls = true});
-  const RunResult r = run_ferry({"push", bundle.string(), "--registry", target.host(), "--pubkey", s->f.pub.string()});
+  const RunResult r = run_ferry({"push", bundle.string(), "--registry", target.host(), "--pubkey", s->f.pub.string(),
+                                 "--state-dir", (dir / "state").string()});
   CHECK(r.exit_code == k_registry_failure);
   CHECK(contains(r.err, "--ca-file"));
 }
@@ -221,6 +230,69 @@ TEST_CASE("push through bearer token auth asks for push scopes") {
   REQUIRE(r.exit_code == 0);
   CHECK(target.token_server().requested("team/app1", "push"));
   CHECK(ferry::test::registry_digest(target, "team/app1:1.0") == ferry::test::registry_digest(s->server, "team/app1:1.0"));
+}
+
+} // TEST_SUITE
+
+TEST_SUITE("registry") {
+
+TEST_CASE("doctor passes a healthy registry and names the fix for each failure") {
+  require_tools(k_tools);
+  TestDir dir;
+  RegistryServer target({.tls = true, .htpasswd = true});
+  const std::vector<std::string> base = {"doctor", "--registry", target.host() + "/team", "--output", "json",
+                                         "--state-dir", (dir / "state").string()};
+  auto doctor = [&](std::vector<std::string> extra, const std::string& input) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_ferry(args, {.cwd = {}, .env = {}, .input = input});
+  };
+  auto status_of = [](const json& report, const std::string& name) {
+    for (const auto& c : report["checks"]) {
+      if (c["check"] == name) return c["status"].get<std::string>();
+    }
+    return std::string("missing");
+  };
+
+  const RunResult healthy = doctor({"--ca-file", target.ca_file().string(), "--username", "ferry", "--password-stdin"},
+                                   "ferry-test-secret\n");
+  INFO(healthy.err);
+  REQUIRE(healthy.exit_code == 0);
+  const json ok = json::parse(healthy.out);
+  for (const char* check : {"dns", "tcp", "api", "push", "body-size", "mount"}) {
+    CAPTURE(check);
+    CHECK(status_of(ok, check) == "ok");
+  }
+
+  const RunResult no_ca = doctor({"--username", "ferry", "--password-stdin"}, "ferry-test-secret\n");
+  CHECK(no_ca.exit_code == k_registry_failure);
+  const json tls = json::parse(no_ca.out);
+  CHECK(status_of(tls, "api") == "FAILED");
+  CHECK(status_of(tls, "push") == "skipped");
+  CHECK(contains(no_ca.out, "--ca-file"));
+
+  const RunResult wrong = doctor({"--ca-file", target.ca_file().string(), "--username", "ferry", "--password-stdin"},
+                                 "wrong-password-99\n");
+  CHECK(wrong.exit_code == k_registry_failure);
+  CHECK(status_of(json::parse(wrong.out), "api") == "FAILED");
+  CHECK_FALSE(contains(wrong.out + wrong.err, "wrong-password-99"));
+}
+
+TEST_CASE("doctor reports missing push rights under token auth") {
+  require_tools(k_tools);
+  TestDir dir;
+  RegistryServer target({.token_auth = true, .token_deny_push = true});
+  const RunResult r = run_ferry({"doctor", "--registry", target.host(), "--plain-http", "--output", "json",
+                                 "--username", "ferry", "--password-stdin", "--state-dir", (dir / "state").string()},
+                                {.cwd = {}, .env = {}, .input = "ferry-test-secret\n"});
+  CHECK(r.exit_code == k_registry_failure);
+  const json report = json::parse(r.out);
+  bool push_failed = false;
+  for (const auto& c : report["checks"]) {
+    if (c["check"] == "api") CHECK(c["status"] == "ok");
+    if (c["check"] == "push") push_failed = c["status"] == "FAILED";
+  }
+  CHECK(push_failed);
 }
 
 } // TEST_SUITE

@@ -248,3 +248,20 @@ TEST_CASE("a plain image list packs like a manifest") {
 }
 
 } // TEST_SUITE
+
+TEST_SUITE("roundtrip") {
+TEST_CASE("pack --platform overrides the manifest's default platforms") {
+  require_tools(k_tools);
+  TestDir dir;
+  const Fixtures f = make_fixtures(dir.path());
+  const fs::path bundle = dir / "arm.tar.zst";
+  const RunResult r = run_ferry({"pack", "-f", f.manifest.string(), "-o", bundle.string(), "--key", f.key.string(),
+                                 "--platform", "linux/arm64"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json info = json::parse(run_ferry({"inspect", bundle.string(), "--output", "json"}).out);
+  for (const auto& image : info["images"]) {
+    if (image["ref"] == "example.com/team/multi:2.0") CHECK(image["platforms"] == json::array({"linux/arm64"}));
+  }
+}
+}

@@ -43,6 +43,7 @@ void add_pack(CLI::App& app, CommandRun& run) {
     int level = 3;
     RegistryFlags registry;
     std::vector<std::string> mirrors;
+    std::vector<std::string> platforms;
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("pack", "Build a signed bundle from a bundle manifest");
@@ -56,6 +57,9 @@ void add_pack(CLI::App& app, CommandRun& run) {
   cmd->add_option("--mirror", flags->mirrors,
                   "Pull REGISTRY's images through a mirror: REGISTRY=HOST[:PORT][/PREFIX] (repeatable; the bundle keeps "
                   "the original references)");
+  cmd->add_option("--platform", flags->platforms,
+                  "Keep only this platform of multi-platform images, os/arch[/variant] (repeatable; replaces the "
+                  "manifest's default platforms:)");
   cmd->footer("Timestamps come from SOURCE_DATE_EPOCH (default 0): the same inputs give the same bundle bytes.");
   cmd->callback([flags, &run] {
     run = [flags](Output& out) {
@@ -66,10 +70,12 @@ void add_pack(CLI::App& app, CommandRun& run) {
                           .compression_level = flags->level,
                           .source_date_epoch = source_date_epoch(),
                           .tool_version = ferry_version(),
-                          .pull = {}};
+                          .pull = {},
+                          .platforms = {}};
       options.pull.client = client_options(flags->registry);
       options.pull.jobs = flags->registry.jobs;
       for (const auto& m : flags->mirrors) options.pull.mirrors.push_back(Mirror::parse(m));
+      for (const auto& p : flags->platforms) options.platforms.push_back(oci::Platform::parse(p));
       const PackResult r = pack(options, out, out);
       out.finish_progress();
       const auto& d = r.descriptor;

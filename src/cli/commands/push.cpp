@@ -22,6 +22,7 @@ struct PushFlags : TrustFlags {
   std::string bundle;
   std::string registry;
   bool dry_run = false;
+  std::string state_dir;
   RegistryFlags connection;
 };
 
@@ -31,6 +32,8 @@ void add_push_flags(CLI::App& cmd, PushFlags& flags) {
   add_trust_flags(cmd, flags, "Trusted public key; repeat for several (any of them may have signed)");
   add_registry_flags(cmd, flags.connection, "the target registry");
   cmd.add_flag("--dry-run", flags.dry_run, "Verify the bundle and show what would be pushed; push nothing");
+  cmd.add_option("--state-dir", flags.state_dir,
+                 "Where the push journal is kept (default $XDG_STATE_HOME/ferry or ~/.local/state/ferry)");
 }
 
 void run_push(const PushFlags& flags, Output& out) {
@@ -40,6 +43,8 @@ void run_push(const PushFlags& flags, Output& out) {
   options.trust = trust_options(flags);
   options.client = client_options(flags.connection);
   options.dry_run = flags.dry_run;
+  options.state_dir = flags.state_dir;
+  options.jobs = flags.connection.jobs;
   const PushResult r = push_bundle(options, out, out);
   out.finish_progress();
   if (out.json()) {
@@ -56,6 +61,9 @@ void run_push(const PushFlags& flags, Output& out) {
                                 {"present", r.blobs_present}, {"presentBytes", r.bytes_present},
                                 {"mounted", r.blobs_mounted}}},
                      {"manifests", {{"pushed", r.manifests_pushed}, {"present", r.manifests_present}}},
+                     {"journal", r.journal.string()},
+                     {"readWholeBundle", r.read_whole_bundle},
+                     {"journalEntriesBefore", r.journal_entries},
                      {"artifacts", artifacts}});
     return;
   }

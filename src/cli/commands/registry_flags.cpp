@@ -21,6 +21,8 @@ void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, const char* what) {
   cmd.add_option("--username", flags.username, "Registry user name" + of + "; else docker/podman credentials are used");
   cmd.add_flag("--password-stdin", flags.password_stdin, "Read the password (or token) from standard input");
   cmd.add_option("-j,--jobs", flags.jobs, "Parallel blob transfers (default 4)");
+  cmd.add_option("--chunk-size", flags.chunk_size,
+                 "Upload blobs larger than this in chunks of this size, e.g. 1M for proxies with body limits (default 64M)");
 }
 
 registry::ClientOptions client_options(const RegistryFlags& flags) {
@@ -30,6 +32,24 @@ registry::ClientOptions client_options(const RegistryFlags& flags) {
   o.tls.key_file = flags.key_file;
   o.tls.insecure_skip_verify = flags.insecure_skip_tls_verify;
   o.tls.plain_http = flags.plain_http;
+  if (!flags.chunk_size.empty()) {
+    // K/M/G suffixes (powers of 1024), at least 64 KiB (a PATCH below that helps no one).
+    std::size_t used = 0;
+    unsigned long long value = 0;
+    try {
+      value = std::stoull(flags.chunk_size, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    const std::string suffix = flags.chunk_size.substr(used);
+    const unsigned long long unit = suffix.empty() ? 1 : suffix == "K" ? 1ull << 10 : suffix == "M" ? 1ull << 20
+                                                       : suffix == "G" ? 1ull << 30 : 0;
+    if (used == 0 || unit == 0 || value * unit < (64ull << 10)) {
+      throw core::UsageError("--chunk-size '" + flags.chunk_size + "' is not a size of at least 64K",
+                             "use a number with K, M or G, e.g. --chunk-size 1M");
+    }
+    o.chunk_size = value * unit;
+  }
   if (!flags.cert_file.empty() != !flags.key_file.empty()) {
     throw core::UsageError("--cert-file and --key-file go together", "give both, or neither");
   }

@@ -22,6 +22,7 @@ struct RegistryFlags {
   std::string username;
   bool password_stdin = false;
   int jobs = 4;
+  std::string chunk_size; // "64M"; empty: the client's default
 };
 
 // Adds the flags to `cmd`; `what` says which registries they apply to ("source

@@ -108,7 +108,14 @@ RunResult run_ferry(const std::vector<std::string>& args, const RunOptions& opti
   if (!bin) throw std::runtime_error("FERRY_BIN is not set (run the tests with `meson test`)");
   std::vector<std::string> argv{bin};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv, options);
+  // Keep push journals out of the real home directory: one state directory for this
+  // test program unless the test chose one.
+  RunOptions with_state = options;
+  if (!with_state.env.count("XDG_STATE_HOME")) {
+    static const fs::path state = fs::temp_directory_path() / ("ferry-itest-state-" + std::to_string(::getpid()));
+    with_state.env["XDG_STATE_HOME"] = state.string();
+  }
+  return run(argv, with_state);
 }
 
 std::string must(const std::vector<std::string>& argv, const RunOptions& options) {
@@ -120,6 +127,131 @@ std::string must(const std::vector<std::string>& argv, const RunOptions& options
   INFO("stderr: ", r.err);
   REQUIRE(r.exit_code == 0);
   return r.out;
+}
+
+namespace {
+
+// The environment of this process with `extra` added (or replaced).
+std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry(*e);
+    if (!extra.count(entry.substr(0, entry.find('=')))) out.push_back(entry);
+  }
+  for (const auto& [key, value] : extra) out.push_back(key + "=" + value);
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// Reads both pipes until each reports end of file, then closes them.
+void drain(int out_fd, int err_fd, std::string& out, std::string& err) {
+  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  int open_count = 2;
+  char buffer[65536];
+  while (open_count > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_count;
+      } else {
+        (i == 0 ? out : err).append(buffer, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  for (const auto& f : fds) {
+    if (f.fd >= 0) ::close(f.fd);
+  }
+}
+
+} // namespace
+
+Background::Background(const std::vector<std::string>& argv, const RunOptions& options) {
+  int out_pipe[2];
+  int err_pipe[2];
+  int in_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    throw std::runtime_error("pipe failed");
+  }
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0) {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    throw std::runtime_error("pipe failed");
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // dup2 clears FD_CLOEXEC on the copies, so only 0, 1 and 2 reach the child.
+  posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  if (!options.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+  std::vector<std::string> env = environment_with(options.env);
+  std::vector<char*> envp = c_strings(env);
+  std::vector<std::string> args = argv;
+  std::vector<char*> c_args = c_strings(args);
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, c_args[0], &actions, nullptr, c_args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (rc != 0) {
+    for (int fd : {in_pipe[1], out_pipe[0], err_pipe[0]}) ::close(fd);
+    m_result = RunResult{127, "", "cannot start " + argv[0] + ": " + std::strerror(rc)};
+    return;
+  }
+  m_pid = pid;
+  ::signal(SIGPIPE, SIG_IGN);
+  // Small inputs only: they fit in the pipe buffer, so this never blocks.
+  if (!options.input.empty()) (void)!::write(in_pipe[1], options.input.data(), options.input.size());
+  ::close(in_pipe[1]);
+  m_reader = std::thread([this, out = out_pipe[0], err = err_pipe[0]] { drain(out, err, m_result.out, m_result.err); });
+}
+
+Background::~Background() {
+  if (m_pid < 0) return;
+  kill_now();
+  (void)wait();
+}
+
+bool Background::running() const {
+  if (m_pid < 0) return false;
+  siginfo_t info{};
+  // WNOWAIT leaves an exited child a zombie, so its pid cannot be reused before wait().
+  while (::waitid(P_PID, static_cast<id_t>(m_pid), &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+    if (errno != EINTR) return false;
+  }
+  return info.si_pid == 0;
+}
+
+void Background::kill_now() {
+  if (m_pid > 0) ::kill(m_pid, SIGKILL);
+}
+
+RunResult Background::wait() {
+  if (m_pid < 0) return m_result;
+  int status = 0;
+  while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  m_pid = -1;
+  if (m_reader.joinable()) m_reader.join();
+  m_result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return m_result;
 }
 
 void require_tools(const std::vector<std::string>& tools) {

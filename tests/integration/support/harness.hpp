@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ferry::itest {
@@ -35,6 +36,31 @@ RunResult run_ferry(const std::vector<std::string>& args, const RunOptions& opti
 
 // Like run(), but a non-zero exit fails the test with the command and its output.
 std::string must(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+// A process started in the background, to be killed part-way (SIGKILL) or waited for.
+// Started like run() (argv[0] looked up in PATH, options.env added, options.input on
+// standard input); a thread collects stdout and stderr while it runs. Never copied or
+// moved; the destructor kills a process still running and reaps it.
+class Background {
+public:
+  explicit Background(const std::vector<std::string>& argv, const RunOptions& options = {});
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  ~Background();
+
+  // Whether the process has not exited yet (it is not reaped, so kill_now() stays safe).
+  bool running() const;
+  // Sends SIGKILL; does nothing once wait() has returned.
+  void kill_now();
+  // Waits for the end and returns what it printed; exit_code is 128 + signal when killed,
+  // 127 when it could not start. Call it once.
+  RunResult wait();
+
+private:
+  int m_pid = -1;       // -1: never started or already reaped
+  std::thread m_reader; // fills m_result.out / .err until both pipes close
+  RunResult m_result;
+};
 
 // Every tool must be on PATH. Otherwise the whole test program stops with exit 77
 // (meson's SKIP) after printing which tool is missing, unless FERRY_REQUIRE_INTEGRATION=1
