@@ -9,6 +9,7 @@
 #include "oci/media_types.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -55,45 +56,82 @@ private:
   std::string m_bytes;
 };
 
-// Uploads an entry to the registry while the reader verifies it: the bytes go through a
-// bounded pipe to a thread running the client's upload. The registry itself checks the
-// digest when the upload completes, so bytes that fail verification are never stored
-// under that digest; commit() waits for the upload to finish.
-class UploadSink final : public bundle::EntrySink {
-public:
-  UploadSink(registry::Client& client, std::string repository, const core::Digest& digest, std::uint64_t size,
-             std::function<void()> on_done)
-      : m_on_done(std::move(on_done)) {
-    m_thread = std::thread([this, &client, repository = std::move(repository), digest, size] {
+// One blob upload running on its own thread, fed through a bounded pipe.
+struct Upload {
+  core::Pipe pipe;
+  std::thread thread;
+  std::exception_ptr error;
+  std::function<void()> on_done; // run on the reader's thread once the upload finished
+
+  Upload(registry::Client& client, std::string repository, const core::Digest& digest, std::uint64_t size,
+         std::function<void()> done)
+      : on_done(std::move(done)) {
+    thread = std::thread([this, &client, repository = std::move(repository), digest, size] {
       try {
-        client.push_blob(repository, digest, size, m_pipe.source());
+        client.push_blob(repository, digest, size, pipe.source());
       } catch (...) {
-        m_error = std::current_exception();
-        m_pipe.abort(m_error);
+        error = std::current_exception();
+        pipe.abort(error);
       }
     });
   }
-  UploadSink(const UploadSink&) = delete;
-  UploadSink& operator=(const UploadSink&) = delete;
-  ~UploadSink() override {
-    if (m_thread.joinable()) {
-      m_pipe.abort(); // the entry failed verification: stop the upload
-      m_thread.join();
+  Upload(const Upload&) = delete;
+  Upload& operator=(const Upload&) = delete;
+  ~Upload() {
+    if (thread.joinable()) {
+      pipe.abort(); // never finished: stop it
+      thread.join();
     }
   }
-  void write(const char* data, std::size_t size) override { m_pipe.sink().write(data, size); }
-  void commit() override {
-    m_pipe.close();
-    m_thread.join();
-    if (m_error) std::rethrow_exception(m_error);
-    m_on_done();
+  // Waits for the upload; rethrows its error; then runs on_done.
+  void finish() {
+    thread.join();
+    if (error) std::rethrow_exception(error);
+    on_done();
+  }
+};
+
+// Uploads whose bytes have all been handed over, still being sent: at most `limit` at a
+// time (the oldest is waited for beyond that), so the stream goes on with the next blob
+// while earlier ones finish, and memory stays bounded.
+class Uploads {
+public:
+  explicit Uploads(std::size_t limit) : m_limit(std::max<std::size_t>(1, limit)) {}
+  void add(std::unique_ptr<Upload> upload) {
+    while (m_inflight.size() >= m_limit) finish_oldest();
+    m_inflight.push_back(std::move(upload));
+  }
+  void finish_all() {
+    while (!m_inflight.empty()) finish_oldest();
   }
 
 private:
-  core::Pipe m_pipe;
-  std::thread m_thread;
-  std::exception_ptr m_error;
-  std::function<void()> m_on_done;
+  void finish_oldest() {
+    std::unique_ptr<Upload> oldest = std::move(m_inflight.front());
+    m_inflight.pop_front();
+    oldest->finish();
+  }
+  std::size_t m_limit;
+  std::deque<std::unique_ptr<Upload>> m_inflight;
+};
+
+// Uploads an entry to the registry while the reader verifies it: the bytes go through a
+// bounded pipe to a thread running the client's upload. The registry itself checks the
+// digest when the upload completes, so bytes that fail verification are never stored
+// under that digest. commit() hands the running upload to `uploads` and returns: the
+// next entry streams while this one finishes.
+class UploadSink final : public bundle::EntrySink {
+public:
+  UploadSink(Uploads& uploads, std::unique_ptr<Upload> upload) : m_uploads(uploads), m_upload(std::move(upload)) {}
+  void write(const char* data, std::size_t size) override { m_upload->pipe.sink().write(data, size); }
+  void commit() override {
+    m_upload->pipe.close();
+    m_uploads.add(std::move(m_upload));
+  }
+
+private:
+  Uploads& m_uploads;
+  std::unique_ptr<Upload> m_upload; // destroyed (aborted) here unless committed
 };
 
 // An append-only text file: one line per blob, manifest or tag that landed in the
@@ -156,7 +194,8 @@ class Pusher {
 public:
   Pusher(const PushOptions& options, core::LogSink& log, PushResult& result, Journal& journal)
       : m_options(options), m_log(log), m_result(result), m_journal(journal),
-        m_client(options.target.host, options.client, log) {}
+        m_client(options.target.host, options.client, log),
+        m_uploads(static_cast<std::size_t>(std::max(1, options.jobs))) {}
 
   void plan(const bundle::BundleDescriptor& d) {
     for (const auto& image : d.images) {
@@ -190,6 +229,7 @@ public:
   bool done_with_stream() const { return m_checked && m_needed.empty(); }
 
   void push_manifests() {
+    m_uploads.finish_all(); // every blob is in place before the first manifest
     for (const auto& root : m_roots) {
       core::with_context("pushing " + root.kind + " " + root.source + " to " + target_ref(root), [&] {
         push_tree(root.repository, root.digest);
@@ -329,7 +369,7 @@ private:
     std::vector<std::string> others(lack.begin() + 1, lack.end());
     const core::Digest digest = entry.digest;
     const std::uint64_t size = entry.size;
-    return std::make_unique<UploadSink>(m_client, first, digest, size, [this, first, others, digest, size] {
+    auto upload = std::make_unique<Upload>(m_client, first, digest, size, [this, first, others, digest, size] {
       ++m_result.blobs_uploaded;
       m_result.bytes_uploaded += size;
       m_journal.record("blob " + first + " " + digest.str());
@@ -342,6 +382,7 @@ private:
         m_journal.record("blob " + repo + " " + digest.str());
       }
     });
+    return std::make_unique<UploadSink>(m_uploads, std::move(upload));
   }
 
   // When a registry refuses cross-repository mounts, the blob is read back from where it
@@ -404,6 +445,7 @@ private:
   PushResult& m_result;
   Journal& m_journal;
   registry::Client m_client;
+  Uploads m_uploads; // declared after m_client: destroyed (aborted) before it
   std::vector<Root> m_roots;
   std::map<core::Digest, std::set<std::string>> m_root_repos;
   std::map<core::Digest, std::string> m_media_types;

@@ -42,6 +42,8 @@ void run_push(const PushFlags& flags, Output& out) {
   options.target = PushTarget::parse(flags.registry);
   options.trust = trust_options(flags);
   options.client = client_options(flags.connection);
+  // Several uploads run at once (-j): 16 MiB chunks keep their buffers small.
+  if (flags.connection.chunk_size.empty()) options.client.chunk_size = 16ull << 20;
   options.dry_run = flags.dry_run;
   options.state_dir = flags.state_dir;
   options.jobs = flags.connection.jobs;
