@@ -83,12 +83,6 @@ std::string first_line(const core::Error& e) {
   return text;
 }
 
-fs::path default_state_dir() {
-  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) return fs::path(xdg) / "ferry";
-  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".local/state/ferry";
-  return fs::path(".");
-}
-
 } // namespace
 
 std::vector<DoctorCheck> run_doctor(const DoctorOptions& options, core::LogSink& log) {

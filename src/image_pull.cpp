@@ -14,16 +14,6 @@
 
 namespace ferry {
 
-namespace {
-
-std::string trim_slashes(std::string text) {
-  while (!text.empty() && text.front() == '/') text.erase(text.begin());
-  while (!text.empty() && text.back() == '/') text.pop_back();
-  return text;
-}
-
-} // namespace
-
 Mirror Mirror::from(const std::string& registry, const std::string& target) {
   if (registry.empty() || target.empty() || target.find("://") != std::string::npos) {
     throw core::UsageError("mirror '" + registry + "=" + target + "' is not REGISTRY=HOST[:PORT][/PREFIX]",
@@ -31,10 +21,9 @@ Mirror Mirror::from(const std::string& registry, const std::string& target) {
   }
   Mirror m;
   m.registry = registry == "index.docker.io" ? "docker.io" : registry;
-  const std::string clean = trim_slashes(target);
-  const auto slash = clean.find('/');
-  m.host = clean.substr(0, slash);
-  m.prefix = slash == std::string::npos ? "" : trim_slashes(clean.substr(slash + 1));
+  const registry::Location location = registry::Location::split(target);
+  m.host = location.host;
+  m.prefix = location.prefix;
   return m;
 }
 

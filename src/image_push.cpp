@@ -28,12 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string trim_slashes(std::string text) {
-  while (!text.empty() && text.front() == '/') text.erase(text.begin());
-  while (!text.empty() && text.back() == '/') text.pop_back();
-  return text;
-}
-
 std::string chart_tag(std::string version) {
   std::replace(version.begin(), version.end(), '+', '_'); // as Helm stores versions in OCI tags
   return version;
@@ -174,12 +168,6 @@ private:
   std::uint64_t m_previous = 0;
   std::mutex m_mutex;
 };
-
-fs::path default_state_dir() {
-  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) return fs::path(xdg) / "ferry";
-  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".local/state/ferry";
-  return fs::path(".ferry-state");
-}
 
 fs::path journal_path(const PushOptions& options, const std::string& descriptor_bytes) {
   std::string target = options.target.str();
@@ -462,16 +450,19 @@ private:
 
 } // namespace
 
+fs::path default_state_dir() {
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) return fs::path(xdg) / "ferry";
+  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".local/state/ferry";
+  return fs::path(".ferry-state");
+}
+
 PushTarget PushTarget::parse(const std::string& text) {
   if (text.find("://") != std::string::npos) {
     throw core::UsageError("--registry '" + text + "' has a scheme; give HOST[:PORT][/PREFIX]",
                            "use --plain-http for a registry without TLS");
   }
-  const std::string clean = trim_slashes(text);
-  PushTarget t;
-  const auto slash = clean.find('/');
-  t.host = clean.substr(0, slash);
-  t.prefix = slash == std::string::npos ? "" : trim_slashes(clean.substr(slash + 1));
+  const registry::Location location = registry::Location::split(text);
+  PushTarget t{location.host, location.prefix};
   if (t.host.empty()) throw core::UsageError("--registry '" + text + "' names no host", "give HOST[:PORT][/PREFIX]");
   if (!t.prefix.empty()) {
     // The prefix must itself be a valid repository path.

@@ -32,6 +32,9 @@ struct PushTarget {
   std::string str() const { return prefix.empty() ? host : host + "/" + prefix; }
 };
 
+// $XDG_STATE_HOME/ferry, else ~/.local/state/ferry: where push keeps its journals.
+std::filesystem::path default_state_dir();
+
 struct PushOptions {
   std::filesystem::path bundle;
   PushTarget target;

@@ -358,6 +358,19 @@ void Client::get_blob(const std::string& repository, const core::Digest& digest,
   }
 }
 
+Location Location::split(std::string_view text) {
+  while (!text.empty() && text.front() == '/') text.remove_prefix(1);
+  while (!text.empty() && text.back() == '/') text.remove_suffix(1);
+  const auto slash = text.find('/');
+  Location location{std::string(text.substr(0, slash)), {}};
+  if (slash != std::string_view::npos) {
+    std::string_view prefix = text.substr(slash + 1);
+    while (!prefix.empty() && prefix.front() == '/') prefix.remove_prefix(1);
+    location.prefix = std::string(prefix);
+  }
+  return location;
+}
+
 void Client::ping() {
   Impl& d = *m_impl;
   Call call;

@@ -14,9 +14,19 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry::registry {
+
+// "HOST[:PORT][/PREFIX]" as operators write a registry location (--registry, --mirror):
+// the host and the repository prefix, without slashes at either end of the prefix.
+struct Location {
+  std::string host;
+  std::string prefix; // may be empty
+  // Splits `text`; the caller checks what it needs (no scheme, non-empty host).
+  static Location split(std::string_view text);
+};
 
 // TLS settings for one registry (and its token endpoint).
 struct TlsOptions {

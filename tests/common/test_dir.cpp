@@ -5,7 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <poll.h>
+#include <unistd.h>
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -79,6 +82,29 @@ std::string shell_quote(const fs::path& path) {
     }
   }
   return out + "'";
+}
+
+void drain_pipes(int out_fd, int err_fd, std::string& out, std::string& err) {
+  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  int open_count = 2;
+  char buffer[65536];
+  while (open_count > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fds[i].fd = -1; // stop polling it; the caller closes it
+        --open_count;
+      } else {
+        (i == 0 ? out : err).append(buffer, static_cast<std::size_t>(n));
+      }
+    }
+  }
 }
 
 } // namespace ferry::test

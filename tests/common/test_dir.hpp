@@ -57,4 +57,8 @@ ShellResult run_shell(const std::string& command, Stderr err = Stderr::merge);
 // `path` as one single-quoted shell word (embedded quotes escaped).
 std::string shell_quote(const std::filesystem::path& path);
 
+// Reads a child's stdout and stderr pipes until both reach end of file, without
+// deadlocking on either; appends to `out` and `err`. Closes neither descriptor.
+void drain_pipes(int out_fd, int err_fd, std::string& out, std::string& err);
+
 } // namespace ferry::test

@@ -76,26 +76,9 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
   }
   ::close(in_pipe[1]);
   RunResult result;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_count = 2;
-  char buffer[65536];
-  while (open_count > 0) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (n <= 0) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_count;
-      } else {
-        (i == 0 ? result.out : result.err).append(buffer, static_cast<std::size_t>(n));
-      }
-    }
-  }
+  ferry::test::drain_pipes(out_pipe[0], err_pipe[0], result.out, result.err);
+  ::close(out_pipe[0]);
+  ::close(err_pipe[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -151,30 +134,9 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 
 // Reads both pipes until each reports end of file, then closes them.
 void drain(int out_fd, int err_fd, std::string& out, std::string& err) {
-  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
-  int open_count = 2;
-  char buffer[65536];
-  while (open_count > 0) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_count;
-      } else {
-        (i == 0 ? out : err).append(buffer, static_cast<std::size_t>(n));
-      }
-    }
-  }
-  for (const auto& f : fds) {
-    if (f.fd >= 0) ::close(f.fd);
-  }
+  ferry::test::drain_pipes(out_fd, err_fd, out, err);
+  ::close(out_fd);
+  ::close(err_fd);
 }
 
 } // namespace
