@@ -155,10 +155,14 @@ public:
     m_sink.emplace(std::move(fd), core::display(file));
   }
   std::uint64_t previous() const noexcept { return m_previous; }
-  void record(const std::string& line) {
-    if (!m_sink) return;
+  void record(const std::string& line) { record_all({line}); }
+  // Several lines with one flush (presence checks find many at once).
+  void record_all(const std::vector<std::string>& lines) {
+    if (!m_sink || lines.empty()) return;
+    std::string text;
+    for (const auto& line : lines) text += line + "\n";
     std::lock_guard lock(m_mutex);
-    m_sink->write(line + "\n");
+    m_sink->write(text);
     ::fdatasync(m_sink->fd());
   }
 
@@ -325,7 +329,9 @@ private:
       m_result.bytes_present += m_sizes[digest];
     }
     if (!m_options.dry_run) {
-      for (const auto& [repo, digest] : m_present) m_journal.record("blob " + repo + " " + digest.str());
+      std::vector<std::string> lines;
+      for (const auto& [repo, digest] : m_present) lines.push_back("blob " + repo + " " + digest.str());
+      m_journal.record_all(lines);
     }
   }
 
