@@ -341,8 +341,15 @@ private:
     for (const auto& repo : repos) (m_present.count({repo, entry.digest}) ? have : lack).push_back(repo);
     if (lack.empty()) return nullptr; // counted by check_presence()
     if (m_options.dry_run) {
-      ++m_result.blobs_uploaded;
-      m_result.bytes_uploaded += entry.size;
+      // A real push would mount what another repository has (when the registry allows).
+      // (Counts assume the registry mounts; one that refuses gets copies instead.)
+      if (have.empty()) {
+        ++m_result.blobs_uploaded;
+        m_result.bytes_uploaded += entry.size;
+        m_result.blobs_mounted += lack.size() - 1;
+      } else {
+        m_result.blobs_mounted += lack.size();
+      }
       return nullptr;
     }
     if (!have.empty()) {
