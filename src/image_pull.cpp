@@ -144,7 +144,8 @@ void ImagePuller::fetch_all(core::ProgressSink& progress) {
       const Pending& p = *work[i];
       try {
         core::with_context("pulling blob " + p.descriptor.digest.str() + " of " + p.source.display, [&] {
-          auto writer = m_store.begin();
+          // get_blob checks the digest of what it writes before it returns.
+          auto writer = m_store.begin(oci::BlobStore::Hashing::by_caller);
           p.source.client->get_blob(p.source.repository, p.descriptor.digest, p.descriptor.size, *writer);
           writer->commit("blob " + p.descriptor.digest.str() + " from " + p.source.display, p.descriptor.digest,
                          p.descriptor.size);

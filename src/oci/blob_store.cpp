@@ -113,18 +113,28 @@ StoredBlob BlobStore::put_bytes(std::string_view bytes) {
 
 struct BlobStore::Writer::Impl {
   BlobStore& store;
+  Hashing mode;
   TempBlob temp;
   core::HashingSink hashing{temp.sink()};
-  explicit Impl(BlobStore& s) : store(s), temp(s.root()) {}
+  std::uint64_t written = 0; // Hashing::by_caller
+  Impl(BlobStore& s, Hashing m) : store(s), mode(m), temp(s.root()) {}
 };
 
 BlobStore::Writer::Writer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 BlobStore::Writer::~Writer() = default;
 
-void BlobStore::Writer::write(const char* data, std::size_t size) { m_impl->hashing.write(data, size); }
+void BlobStore::Writer::write(const char* data, std::size_t size) {
+  if (m_impl->mode == Hashing::by_caller) {
+    m_impl->temp.sink().write(data, size);
+    m_impl->written += size;
+  } else {
+    m_impl->hashing.write(data, size);
+  }
+}
 
 StoredBlob BlobStore::Writer::commit(std::string_view what, const core::Digest& expected, std::uint64_t expected_size) {
-  const StoredBlob blob{m_impl->hashing.finish(), m_impl->hashing.count()};
+  const StoredBlob blob = m_impl->mode == Hashing::by_caller ? StoredBlob{expected, m_impl->written}
+                                                             : StoredBlob{m_impl->hashing.finish(), m_impl->hashing.count()};
   if (blob.size != expected_size) {
     throw core::IntegrityError(std::string(what) + " is " + std::to_string(blob.size) + " bytes, expected " +
                                std::to_string(expected_size));
@@ -136,8 +146,8 @@ StoredBlob BlobStore::Writer::commit(std::string_view what, const core::Digest& 
   return blob;
 }
 
-std::unique_ptr<BlobStore::Writer> BlobStore::begin() {
-  return std::unique_ptr<Writer>(new Writer(std::make_unique<Writer::Impl>(*this)));
+std::unique_ptr<BlobStore::Writer> BlobStore::begin(Hashing hashing) {
+  return std::unique_ptr<Writer>(new Writer(std::make_unique<Writer::Impl>(*this, hashing)));
 }
 
 bool BlobStore::contains(const core::Digest& digest) const {

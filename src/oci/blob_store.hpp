@@ -32,8 +32,13 @@ public:
                  std::optional<std::uint64_t> expected_size = {});
   StoredBlob put_bytes(std::string_view bytes);
 
-  // A blob arriving as writes (a download): commit() checks digest and size like put()
-  // and moves it in; destroyed without commit() it leaves nothing behind.
+  // here: the writer hashes what arrives and commit() checks digest and size like put().
+  // by_caller: the caller has verified the digest of exactly the bytes it wrote (the
+  // registry client does, before get_blob returns); commit() checks the size only.
+  enum class Hashing { here, by_caller };
+
+  // A blob arriving as writes (a download): commit() checks it (see Hashing) and moves
+  // it in; destroyed without commit() it leaves nothing behind.
   class Writer : public core::Sink {
   public:
     ~Writer() override;
@@ -47,7 +52,7 @@ public:
     explicit Writer(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> m_impl;
   };
-  std::unique_ptr<Writer> begin();
+  std::unique_ptr<Writer> begin(Hashing hashing = Hashing::here);
 
   bool contains(const core::Digest& digest) const;
   std::filesystem::path path(const core::Digest& digest) const;

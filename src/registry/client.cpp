@@ -75,7 +75,10 @@ struct Client::Impl : Session {
   std::string start_upload(const Call& call);
   void cancel_upload(const Call& call, const std::string& location);
   void push_monolithic(const Call& call, const std::string& digest_param, const std::string& buffer);
-  void push_chunked(const Call& call, const core::Digest& digest, std::uint64_t size, core::HashingSource& body);
+  // `hashed` (which reads `body`) checks the content before the upload completes; null
+  // for ContentCheck::trusted.
+  void push_chunked(const Call& call, const core::Digest& digest, std::uint64_t size, core::Source& body,
+                    core::HashingSource* hashed);
   void finish_upload(const Call& call, const std::string& location, const core::Digest& digest);
 };
 
@@ -130,7 +133,7 @@ void Client::Impl::push_monolithic(const Call& call, const std::string& digest_p
 // session says (GET, Range: 0-END) how much arrived; the rest of the chunk, still in
 // memory, is sent from there.
 void Client::Impl::push_chunked(const Call& call, const core::Digest& digest, std::uint64_t size,
-                                core::HashingSource& body) {
+                                core::Source& body, core::HashingSource* hashed) {
   std::string location = start_upload(call);
   Call patch = call;
   patch.retry = Retry::caller;
@@ -185,7 +188,7 @@ void Client::Impl::push_chunked(const Call& call, const core::Digest& digest, st
     }
     offset += length;
   }
-  const core::Digest actual = body.finish();
+  const core::Digest actual = hashed ? hashed->finish() : digest;
   if (actual != digest) {
     cancel_upload(call, location);
     throw core::IntegrityError("blob " + digest.str() + " to push to " + call.repository + " has content of digest " +
@@ -416,13 +419,18 @@ bool Client::mount_blob(const std::string& repository, const core::Digest& diges
 }
 
 void Client::push_blob(const std::string& repository, const core::Digest& digest, std::uint64_t size,
-                       core::Source& body) {
+                       core::Source& body, ContentCheck check) {
   Impl& d = *m_impl;
   Call call = d.call_for("pushing blob " + digest.str() + " to " + repository, repository, Access::push);
   core::ExactSource exact(body, size, "blob " + digest.str());
   core::HashingSource hashed(exact);
   if (size <= d.options.chunk_size) {
     std::string buffer;
+    if (check == ContentCheck::trusted) {
+      read_exactly(exact, buffer, static_cast<std::size_t>(size));
+      d.push_monolithic(call, "digest=" + percent_encode(digest.str()), buffer);
+      return;
+    }
     read_exactly(hashed, buffer, static_cast<std::size_t>(size));
     const core::Digest actual = hashed.finish();
     if (actual != digest) {
@@ -433,7 +441,11 @@ void Client::push_blob(const std::string& repository, const core::Digest& digest
     d.push_monolithic(call, "digest=" + percent_encode(digest.str()), buffer);
     return;
   }
-  d.push_chunked(call, digest, size, hashed);
+  if (check == ContentCheck::trusted) {
+    d.push_chunked(call, digest, size, exact, nullptr);
+  } else {
+    d.push_chunked(call, digest, size, hashed, &hashed);
+  }
 }
 
 void Client::put_manifest(const std::string& repository, const std::string& reference, const std::string& media_type,

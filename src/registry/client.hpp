@@ -83,6 +83,12 @@ struct ClientStats {
   std::uint64_t bytes_up = 0;
 };
 
+// hash: push_blob hashes what it reads and refuses to complete an upload whose content
+// does not match the digest. trusted: the caller verifies the same bytes itself (the
+// bundle reader does, before it lets the upload finish) and the registry checks the
+// digest when the upload completes; the second hash is skipped.
+enum class ContentCheck { hash, trusted };
+
 // One registry host ("quay.io", "localhost:5000"). Thread-safe: concurrent calls each
 // use their own connection from a pool (so -j N transfers run in parallel); tokens are
 // shared. Every failure is a core::RegistryError naming the URL (without credentials),
@@ -137,7 +143,8 @@ public:
   // session reports. The content is hashed on the way and must match `digest` before
   // the upload is committed (IntegrityError otherwise; so is a body shorter than `size`);
   // the registry checks it again.
-  void push_blob(const std::string& repository, const core::Digest& digest, std::uint64_t size, core::Source& body);
+  void push_blob(const std::string& repository, const core::Digest& digest, std::uint64_t size, core::Source& body,
+                 ContentCheck check = ContentCheck::hash);
   // PUT a manifest by tag or digest; the registry's Docker-Content-Digest must equal
   // the digest of `bytes` (IntegrityError otherwise).
   void put_manifest(const std::string& repository, const std::string& reference, const std::string& media_type,

@@ -202,6 +202,29 @@ TEST_CASE("BlobStore::put with a wrong expected digest or size stores nothing") 
   CHECK(file_count(tmp / "store") == 0);
 }
 
+TEST_CASE("BlobStore::begin with Hashing::by_caller checks the size and stores under the given digest") {
+  TestDir dir;
+  BlobStore store(dir.path());
+  const std::string bytes = ferry::test::random_bytes(70000, 8);
+  const Digest digest = ferry::core::sha256_of(bytes);
+  {
+    auto writer = store.begin(BlobStore::Hashing::by_caller);
+    writer->write(bytes.data(), bytes.size() - 1);
+    CHECK_THROWS_AS(writer->commit("blob x", digest, bytes.size()), IntegrityError);
+  }
+  CHECK_FALSE(store.contains(digest));
+  auto writer = store.begin(BlobStore::Hashing::by_caller);
+  writer->write(bytes);
+  const auto stored = writer->commit("blob x", digest, bytes.size());
+  CHECK(stored.digest == digest);
+  CHECK(ferry::test::read_file(store.path(digest)) == bytes);
+  SUBCASE("with Hashing::here a wrong digest is refused") {
+    auto checked = store.begin();
+    checked->write(bytes);
+    CHECK_THROWS_AS(checked->commit("blob y", ferry::core::sha256_of("other"), bytes.size()), IntegrityError);
+  }
+}
+
 TEST_CASE("BlobStore::put_bytes of a blob it holds keeps one copy") {
   TestDir tmp;
   BlobStore store(tmp / "store");

@@ -29,6 +29,7 @@ using namespace std::chrono_literals;
 using ferry::core::Digest;
 using ferry::registry::Client;
 using ferry::registry::ClientOptions;
+using ferry::registry::ContentCheck;
 using ferry::test::contains;
 using ferry::test::RegistryOptions;
 using ferry::test::RegistryServer;
@@ -233,6 +234,38 @@ TEST_CASE("Client::push_blob refuses a source whose content does not match the d
     ferry::core::StringSource short_source(blob.bytes);
     CHECK_THROWS_AS(client.push_blob("team/app", blob.digest, blob.bytes.size() + 10, short_source),
                     ferry::core::IntegrityError);
+  }
+}
+
+TEST_CASE("Client::push_blob with ContentCheck::trusted still cannot store bytes under a wrong digest") {
+  // The registry checks the digest when the upload completes: with the client's own
+  // hash skipped, a mismatch must still fail and leave nothing under that digest.
+  RegistryServer server;
+  ferry::core::NullLog log;
+  ClientOptions options = options_for(server);
+  const Blob blob = make_blob(9000, 6);
+  const Digest wrong = ferry::core::sha256_of("not these bytes");
+  SUBCASE("monolithic") {
+    Client client(server.host(), options, log);
+    ferry::core::StringSource source(blob.bytes);
+    CHECK_THROWS_AS(client.push_blob("team/app", wrong, blob.bytes.size(), source, ContentCheck::trusted),
+                    ferry::core::Error);
+    CHECK_FALSE(client.blob_exists("team/app", wrong));
+  }
+  SUBCASE("chunked") {
+    options.chunk_size = 4096;
+    Client client(server.host(), options, log);
+    ferry::core::StringSource source(blob.bytes);
+    CHECK_THROWS_AS(client.push_blob("team/app", wrong, blob.bytes.size(), source, ContentCheck::trusted),
+                    ferry::core::Error);
+    CHECK_FALSE(client.blob_exists("team/app", wrong));
+  }
+  SUBCASE("and the right bytes go in") {
+    options.chunk_size = 4096;
+    Client client(server.host(), options, log);
+    ferry::core::StringSource source(blob.bytes);
+    client.push_blob("team/app", blob.digest, blob.bytes.size(), source, ContentCheck::trusted);
+    CHECK(pull(client, "team/app", blob) == blob.bytes);
   }
 }
 
