@@ -50,6 +50,15 @@ RunResult pack_from(const Source& s, const fs::path& bundle, std::vector<std::st
   return run_ferry(args);
 }
 
+// The source's images packed into DIR/reg.tar.zst (the pack must succeed).
+fs::path packed(const Source& s, const TestDir& dir) {
+  const fs::path bundle = dir / "reg.tar.zst";
+  const RunResult r = pack_from(s, bundle);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  return bundle;
+}
+
 RunResult push_to(const Source& s, const fs::path& bundle, const RegistryServer& target, const std::string& prefix,
                   std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {"push", bundle.string(), "--registry", target.host() + prefix, "--pubkey",
@@ -127,8 +136,7 @@ TEST_CASE("push puts images and charts into a TLS registry with basic auth, dige
   require_tools(k_tools);
   TestDir dir;
   auto s = seeded_source(dir);
-  const fs::path bundle = dir / "reg.tar.zst";
-  REQUIRE(pack_from(*s, bundle).exit_code == 0);
+  const fs::path bundle = packed(*s, dir);
   RegistryServer target({.tls = true, .htpasswd = true});
 
   const RunResult first = push_to(*s, bundle, target, "/mirror", {"--username", "ferry", "--password-stdin"});
@@ -197,8 +205,7 @@ TEST_CASE("push with a wrong password fails with exit 4 and never shows the pass
   require_tools(k_tools);
   TestDir dir;
   auto s = seeded_source(dir);
-  const fs::path bundle = dir / "reg.tar.zst";
-  REQUIRE(pack_from(*s, bundle).exit_code == 0);
+  const fs::path bundle = packed(*s, dir);
   RegistryServer target({.tls = true, .htpasswd = true});
   std::vector<std::string> args = {"push", bundle.string(), "--registry", target.host(), "--pubkey", s->f.pub.string(),
                                    "--ca-file", target.ca_file().string(), "--username", "ferry", "--password-stdin",
@@ -213,8 +220,7 @@ TEST_CASE("push to a TLS registry without its CA is refused, naming TLS and --ca
   require_tools(k_tools);
   TestDir dir;
   auto s = seeded_source(dir);
-  const fs::path bundle = dir / "reg.tar.zst";
-  REQUIRE(pack_from(*s, bundle).exit_code == 0);
+  const fs::path bundle = packed(*s, dir);
   RegistryServer target({.tls = true});
   const RunResult r = run_ferry({"push", bundle.string(), "--registry", target.host(), "--pubkey", s->f.pub.string(),
                                  "--state-dir", (dir / "state").string()});
@@ -226,8 +232,7 @@ TEST_CASE("push through bearer token auth asks for push scopes") {
   require_tools(k_tools);
   TestDir dir;
   auto s = seeded_source(dir);
-  const fs::path bundle = dir / "reg.tar.zst";
-  REQUIRE(pack_from(*s, bundle).exit_code == 0);
+  const fs::path bundle = packed(*s, dir);
   RegistryServer target({.token_auth = true});
   const RunResult r = push_to(*s, bundle, target, "", {"--username", "ferry", "--password-stdin"});
   INFO(r.err);

@@ -24,66 +24,9 @@ namespace ferry::itest {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-void set_cloexec(int fd) { ::fcntl(fd, F_SETFD, FD_CLOEXEC); }
-
-} // namespace
-
 RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
-  int out_pipe[2], err_pipe[2], in_pipe[2];
-  if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0 || ::pipe(in_pipe) != 0) throw std::runtime_error("pipe failed");
-  for (int fd : {out_pipe[0], err_pipe[0], in_pipe[1]}) set_cloexec(fd);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  if (!options.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
-
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    std::string entry(*e);
-    const std::string key = entry.substr(0, entry.find('='));
-    if (!options.env.count(key)) env_strings.push_back(entry);
-  }
-  for (const auto& [k, v] : options.env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> c_args;
-  for (auto& a : args) c_args.push_back(a.data());
-  c_args.push_back(nullptr);
-
-  pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, c_args[0], &actions, nullptr, c_args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(in_pipe[0]);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  if (rc != 0) {
-    ::close(in_pipe[1]);
-    ::close(out_pipe[0]);
-    ::close(err_pipe[0]);
-    return RunResult{127, "", "cannot start " + argv[0] + ": " + std::strerror(rc)};
-  }
-  // Feed stdin (small inputs only) and drain both outputs without deadlock.
-  ::signal(SIGPIPE, SIG_IGN);
-  if (!options.input.empty()) {
-    (void)!::write(in_pipe[1], options.input.data(), options.input.size());
-  }
-  ::close(in_pipe[1]);
-  RunResult result;
-  ferry::test::drain_pipes(out_pipe[0], err_pipe[0], result.out, result.err);
-  ::close(out_pipe[0]);
-  ::close(err_pipe[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
+  Background process(argv, options);
+  return process.wait();
 }
 
 RunResult run_ferry(const std::vector<std::string>& args, const RunOptions& options) {

@@ -20,22 +20,7 @@ using ferry::registry::TokenCache;
 
 namespace {
 
-// Keeps every log line, for checking what was (and was not) logged.
-class CaptureLog final : public ferry::core::LogSink {
-public:
-  void log(ferry::core::LogLevel, std::string_view message) override {
-    std::lock_guard lock(m_mutex);
-    m_text.append(message).append("\n");
-  }
-  std::string text() const {
-    std::lock_guard lock(m_mutex);
-    return m_text;
-  }
-
-private:
-  mutable std::mutex m_mutex;
-  std::string m_text;
-};
+using ferry::test::CaptureLog;
 
 std::vector<Challenge> parse_ok(std::string_view field) {
   auto challenges = parse_challenges(field);

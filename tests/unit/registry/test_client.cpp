@@ -58,21 +58,7 @@ struct AuthFileContent {
   ~AuthFileContent() { ferry::test::write_file(g_setup.auth_file, "{}"); }
 };
 
-class CaptureLog final : public ferry::core::LogSink {
-public:
-  void log(ferry::core::LogLevel, std::string_view message) override {
-    std::lock_guard lock(m_mutex);
-    m_text.append(message).append("\n");
-  }
-  std::string text() const {
-    std::lock_guard lock(m_mutex);
-    return m_text;
-  }
-
-private:
-  mutable std::mutex m_mutex;
-  std::string m_text;
-};
+using ferry::test::CaptureLog;
 
 struct Blob {
   std::string bytes;

@@ -5,11 +5,13 @@
 
 #include "common/test_dir.hpp"
 #include "core/digest.hpp"
+#include "core/log.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstddef>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -17,6 +19,23 @@ namespace ferry::test {
 
 // tests/data/<name> (FERRY_TEST_DATA is set by meson).
 std::filesystem::path data_path(std::string_view name);
+
+// Keeps every log line (thread-safe), for checking what was and was not logged.
+class CaptureLog final : public core::LogSink {
+public:
+  void log(core::LogLevel, std::string_view message) override {
+    std::lock_guard lock(m_mutex);
+    m_text.append(message).append("\n");
+  }
+  std::string text() const {
+    std::lock_guard lock(m_mutex);
+    return m_text;
+  }
+
+private:
+  mutable std::mutex m_mutex;
+  std::string m_text;
+};
 
 // Deterministic pseudo-random bytes (incompressible), for blobs and layers.
 std::string random_bytes(std::size_t size, unsigned seed);
