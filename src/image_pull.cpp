@@ -9,7 +9,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <exception>
+#include <set>
+#include <stdexcept>
 #include <thread>
 
 namespace ferry {
@@ -81,8 +84,6 @@ ImagePuller::ImagePuller(PullOptions options, oci::BlobStore& store, core::LogSi
   if (m_options.jobs < 1) throw core::UsageError("-j must be at least 1");
 }
 
-ImagePuller::~ImagePuller() = default;
-
 registry::Client& ImagePuller::client_for(const std::string& host) {
   auto it = m_clients.find(host);
   if (it == m_clients.end()) {
@@ -124,50 +125,133 @@ std::uint64_t ImagePuller::queued_bytes() const {
   return total;
 }
 
-void ImagePuller::fetch_all(core::ProgressSink& progress) {
+// The download threads share this: the work list, what is done, the first error.
+struct ImagePuller::Fetch {
   std::vector<const Pending*> work;
-  for (const auto& [digest, pending] : m_queue) work.push_back(&pending);
-  // Largest first: the long transfers start early and the small ones fill the gaps.
-  std::stable_sort(work.begin(), work.end(),
-                   [](const Pending* a, const Pending* b) { return a->descriptor.size > b->descriptor.size; });
-  const std::uint64_t total = queued_bytes();
+  std::uint64_t total = 0;
   std::atomic<std::size_t> next{0};
-  std::atomic<std::uint64_t> done{0};
-  std::atomic<bool> failed{false};
-  std::mutex mutex; // guards `error` and the progress sink
+  std::atomic<std::uint64_t> done_bytes{0};
+  std::atomic<bool> stop{false};
+  std::mutex mutex; // guards `done`, `error` and the progress sink
+  std::condition_variable changed;
+  std::set<core::Digest> done;
   std::exception_ptr error;
+  std::vector<std::thread> threads;
 
-  auto worker = [&] {
+  void join() {
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+};
+
+namespace {
+
+// Passes writes through until the puller stops: a failure elsewhere aborts the
+// transfers in flight instead of waiting for them to finish.
+class StoppableSink final : public core::Sink {
+public:
+  StoppableSink(core::Sink& inner, const std::atomic<bool>& stop) : m_inner(inner), m_stop(stop) {}
+  void write(const char* data, std::size_t size) override {
+    if (m_stop) throw core::Error(core::ExitCode::failure, "download stopped");
+    m_inner.write(data, size);
+  }
+  using core::Sink::write;
+
+private:
+  core::Sink& m_inner;
+  const std::atomic<bool>& m_stop;
+};
+
+} // namespace
+
+ImagePuller::~ImagePuller() {
+  if (m_fetch) {
+    // Unwinding from a failure elsewhere: stop the downloads rather than finish them.
+    m_fetch->stop = true;
+    m_fetch->join();
+  }
+}
+
+void ImagePuller::start(core::ProgressSink& progress, const std::vector<core::Digest>& order) {
+  if (m_fetch) throw std::logic_error("ImagePuller::start called twice");
+  m_fetch = std::make_unique<Fetch>();
+  Fetch& f = *m_fetch;
+  std::set<core::Digest> placed;
+  for (const auto& digest : order) {
+    const auto it = m_queue.find(digest);
+    if (it != m_queue.end() && placed.insert(digest).second) f.work.push_back(&it->second);
+  }
+  std::vector<const Pending*> rest;
+  for (const auto& [digest, pending] : m_queue) {
+    if (!placed.count(digest)) rest.push_back(&pending);
+  }
+  // Largest first: the long transfers start early and the small ones fill the gaps.
+  std::stable_sort(rest.begin(), rest.end(),
+                   [](const Pending* a, const Pending* b) { return a->descriptor.size > b->descriptor.size; });
+  f.work.insert(f.work.end(), rest.begin(), rest.end());
+  f.total = queued_bytes();
+
+  auto worker = [this, &f, &progress] {
     for (;;) {
-      const std::size_t i = next++;
-      if (i >= work.size() || failed) return;
-      const Pending& p = *work[i];
+      if (f.stop) return;
+      const std::size_t i = f.next++;
+      if (i >= f.work.size()) return;
+      const Pending& p = *f.work[i];
       try {
         core::with_context("pulling blob " + p.descriptor.digest.str() + " of " + p.source.display, [&] {
           // get_blob checks the digest of what it writes before it returns.
           auto writer = m_store.begin(oci::BlobStore::Hashing::by_caller);
-          p.source.client->get_blob(p.source.repository, p.descriptor.digest, p.descriptor.size, *writer);
+          StoppableSink sink(*writer, f.stop);
+          p.source.client->get_blob(p.source.repository, p.descriptor.digest, p.descriptor.size, sink);
           writer->commit("blob " + p.descriptor.digest.str() + " from " + p.source.display, p.descriptor.digest,
                          p.descriptor.size);
         });
-        const std::uint64_t now = done += p.descriptor.size;
-        std::lock_guard lock(mutex);
-        progress.progress({"pull", p.descriptor.digest.str(), now, total});
+        const std::uint64_t now = f.done_bytes += p.descriptor.size;
+        std::lock_guard lock(f.mutex);
+        f.done.insert(p.descriptor.digest);
+        progress.progress({"pull", p.descriptor.digest.str(), now, f.total});
+        f.changed.notify_all();
       } catch (...) {
-        std::lock_guard lock(mutex);
-        if (!error) error = std::current_exception();
-        failed = true;
+        std::lock_guard lock(f.mutex);
+        // The first failure is the one to report; the others are its consequences.
+        if (!f.error) f.error = std::current_exception();
+        f.stop = true;
+        f.changed.notify_all();
         return;
       }
     }
   };
-  const std::size_t threads = std::min<std::size_t>(static_cast<std::size_t>(m_options.jobs), work.size());
-  std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  if (threads > 0) worker();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+  const std::size_t threads = std::min<std::size_t>(static_cast<std::size_t>(m_options.jobs), f.work.size());
+  try {
+    for (std::size_t t = 0; t < threads; ++t) f.threads.emplace_back(worker);
+  } catch (...) {
+    f.stop = true;
+    f.join();
+    throw;
+  }
+}
+
+void ImagePuller::wait_for(const core::Digest& digest) {
+  if (!m_fetch || !m_queue.count(digest)) return;
+  Fetch& f = *m_fetch;
+  std::unique_lock lock(f.mutex);
+  f.changed.wait(lock, [&] { return f.error || f.done.count(digest) != 0; });
+  if (f.error) std::rethrow_exception(f.error);
+}
+
+void ImagePuller::finish() {
+  if (!m_fetch) return;
+  m_fetch->join();
+  const std::exception_ptr error = m_fetch->error;
+  m_fetch.reset();
   m_queue.clear();
+  if (error) std::rethrow_exception(error);
+}
+
+void ImagePuller::fetch_all(core::ProgressSink& progress) {
+  start(progress);
+  finish();
 }
 
 } // namespace ferry

@@ -46,9 +46,18 @@ public:
   // lacks is queued for fetch_all(). The BlobRefs point into the store (Checked::yes).
   oci::ResolvedImage resolve(const oci::Reference& ref, const oci::PlatformFilter& filter);
 
-  // Downloads every queued blob into the store, `jobs` at a time, largest first; each
-  // is checked against its digest before it is stored. The first failure stops the
-  // rest and is rethrown.
+  // Starts downloading every queued blob into the store on background threads, `jobs`
+  // at a time, in `order` (the order the caller will consume them, so that it can
+  // start while the rest still arrive); queued blobs `order` does not name follow,
+  // largest first. Each blob is checked against its digest before it is stored. The
+  // first failure stops the rest. Call once, after the last resolve().
+  void start(core::ProgressSink& progress, const std::vector<core::Digest>& order = {});
+  // Blocks until `digest` is in the store; returns at once for a blob that was never
+  // queued. Rethrows the first download failure.
+  void wait_for(const core::Digest& digest);
+  // Waits for every download; rethrows the first failure.
+  void finish();
+  // start() in size order, then finish().
   void fetch_all(core::ProgressSink& progress);
 
   std::uint64_t queued_bytes() const;
@@ -72,6 +81,8 @@ private:
     oci::Descriptor descriptor;
   };
   std::map<core::Digest, Pending> m_queue;
+  struct Fetch; // the download threads and what they have finished
+  std::unique_ptr<Fetch> m_fetch;
 };
 
 } // namespace ferry

@@ -206,11 +206,6 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     });
   }
 
-  if (registry_puller) {
-    log.info("pulling " + std::to_string(registry_puller->queued_bytes()) + " bytes of blobs from registries");
-    registry_puller->fetch_all(progress);
-  }
-
   // Charts, stored as Helm OCI artifacts.
   for (const auto& chart : manifest.charts) {
     const std::string where = manifest_name + ":" + std::to_string(chart.line);
@@ -317,6 +312,15 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
   const std::string descriptor_json = bundle::to_json(descriptor);
   const std::string signature = core::base64_encode(key.sign(descriptor_json));
 
+  // Registry blobs download in the order the stream takes them, so writing starts with
+  // the first and overlaps the rest: the output's disk writes hide behind the network.
+  if (registry_puller) {
+    log.info("pulling " + std::to_string(registry_puller->queued_bytes()) + " bytes of blobs from registries");
+    std::vector<core::Digest> order;
+    for (const PlannedBlob* b : ordered) order.push_back(b->ref.descriptor.digest);
+    registry_puller->start(progress, order);
+  }
+
   // Write the stream: ferry.json, its signature, the layout, then every blob once.
   PackResult result;
   result.bundle_path = options.output;
@@ -342,6 +346,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     for (const PlannedBlob* b : ordered) {
       const oci::Descriptor& d = b->ref.descriptor;
       const std::string path = "blobs/sha256/" + std::string(d.digest.hex());
+      if (registry_puller) registry_puller->wait_for(d.digest);
       core::with_context("writing blob " + d.digest.str() + " from " + b->origin, [&] {
         core::FileSource file(b->ref.file);
         if (b->ref.offset != 0) file.seek(b->ref.offset);
@@ -371,6 +376,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     }
     tar.finish();
     background.finish();
+    if (registry_puller) registry_puller->finish();
     result.bundle_size = hashed.count();
   }
   result.bundle_digest = hashed.finish();

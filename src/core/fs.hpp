@@ -43,6 +43,7 @@ public:
   void seek(std::uint64_t offset);
   std::uint64_t size() const;
   const std::filesystem::path& path() const noexcept { return m_path; }
+  int fd() const noexcept { return m_fd.get(); }
 
 private:
   std::filesystem::path m_path;
@@ -50,9 +51,16 @@ private:
 };
 
 // Writes to an open descriptor it owns; write errors (ENOSPC…) throw naming `display`.
+// With WriteBehind::yes (for files that will be fsynced anyway) the kernel is asked to
+// start writing each 8 MiB to disk as soon as it is written, and the writer waits for
+// the window a few back: the disk works while the data is still being produced, dirty
+// memory stays bounded, and the final fsync has little left to do.
+enum class WriteBehind { no, yes };
+
 class FdSink final : public Sink {
 public:
-  FdSink(UniqueFd fd, std::string display) : m_fd(std::move(fd)), m_display(std::move(display)) {}
+  FdSink(UniqueFd fd, std::string display, WriteBehind write_behind = WriteBehind::no)
+      : m_fd(std::move(fd)), m_display(std::move(display)), m_write_behind(write_behind == WriteBehind::yes) {}
   void write(const char* data, std::size_t size) override;
   using Sink::write;
   int fd() const noexcept { return m_fd.get(); }
@@ -60,8 +68,13 @@ public:
   void sync_and_close();
 
 private:
+  void start_writeback();
+
   UniqueFd m_fd;
   std::string m_display;
+  bool m_write_behind;
+  std::uint64_t m_written = 0; // bytes written through this sink
+  std::uint64_t m_started = 0; // bytes handed to the kernel's writeback
 };
 
 enum class Overwrite { no, yes };
