@@ -519,8 +519,10 @@ PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::Pro
     }
     Pusher pusher(options, log, result, journal);
     pusher.plan(reader.descriptor());
-    result.stats = reader.read_entries([&](const bundle::StreamEntry& e) { return pusher.target(e); }, progress,
-                                       [&] { return pusher.done_with_stream(); });
+    // Layers are read (and uploaded) -j at a time, each from its own zstd frame.
+    result.stats = reader.read_entries_parallel(
+        options.bundle, options.jobs, [&](const bundle::StreamEntry& e) { return pusher.target(e); }, progress,
+        [&] { return pusher.done_with_stream(); });
     result.read_whole_bundle = result.stats.complete;
     if (!result.stats.complete) {
       log.info("the target already holds every remaining blob: the rest of the bundle was not read");

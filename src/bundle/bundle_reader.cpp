@@ -205,12 +205,94 @@ std::string BundleReader::users_of(const core::Digest& digest) const {
   return text;
 }
 
+const StreamEntry& BundleReader::claim(const TarEntry& tar_entry) {
+  check_entry_shape(tar_entry);
+  auto it = m_expected.find(tar_entry.path);
+  if (it == m_expected.end()) {
+    std::string what = "bundle entry " + shown(tar_entry.path) + " is not listed in ferry.json";
+    if (tar_entry.path == k_descriptor_path || tar_entry.path == k_signature_path) {
+      what = "bundle " + m_display + " has a second " + tar_entry.path;
+    }
+    throw core::IntegrityError(what, "do not use this bundle: something was added after it was signed");
+  }
+  Expected& expected = it->second;
+  const StreamEntry& entry = expected.entry;
+  if (expected.seen) {
+    throw core::IntegrityError("bundle entry " + entry.path + " appears twice", "do not use this bundle: it was altered");
+  }
+  expected.seen = true;
+  if (tar_entry.size != entry.size) {
+    std::string users = users_of(entry.digest);
+    throw core::IntegrityError("bundle entry " + entry.path + " is " + std::to_string(tar_entry.size) +
+                                   " bytes, ferry.json says " + std::to_string(entry.size) +
+                                   (users.empty() ? "" : " (used by " + users + ")"),
+                               std::string(k_recopy_hint));
+  }
+  return entry;
+}
+
+std::optional<std::string> BundleReader::verify_body(TarReader& tar, const StreamEntry& entry, core::Sink* sink, bool background_hash,
+                                      const std::function<void(std::size_t)>& counted) const {
+  const bool is_metadata = oci::media_type::is_index(entry.media_type) || oci::media_type::is_manifest(entry.media_type);
+  if (is_metadata && entry.size > k_max_metadata_blob_size) {
+    throw core::IntegrityError("manifest " + entry.digest.str() + " is " + std::to_string(entry.size) +
+                               " bytes, more than the limit of " + std::to_string(k_max_metadata_blob_size));
+  }
+  std::vector<char> buffer(core::k_copy_buffer_size);
+  std::string metadata;
+  core::NullSink discard;
+  core::HashingSink hashing(sink ? *sink : discard);
+  // Large entries are hashed (and written) on a second thread while this one
+  // decompresses the next chunk; small ones are not worth a thread.
+  std::optional<core::BackgroundSink> background;
+  if (background_hash && entry.size >= k_background_hash_threshold) background.emplace(hashing);
+  core::Sink& feed = background ? static_cast<core::Sink&>(*background) : hashing;
+  std::uint64_t got = 0;
+  while (std::size_t n = tar.read(buffer.data(), buffer.size())) {
+    feed.write(buffer.data(), n);
+    if (is_metadata) metadata.append(buffer.data(), n);
+    got += n;
+    counted(n);
+  }
+  if (background) background->finish();
+  if (got != entry.size) {
+    throw core::IntegrityError("bundle entry " + entry.path + " ended after " + std::to_string(got) + " of " +
+                                   std::to_string(entry.size) + " bytes",
+                               std::string(k_recopy_hint));
+  }
+  const core::Digest actual = hashing.finish();
+  if (actual != entry.digest) {
+    const std::string users = users_of(entry.digest);
+    throw core::IntegrityError("bundle entry " + entry.path + " has digest " + actual.str() + ", expected " +
+                                   entry.digest.str() + (users.empty() ? "" : "; used by " + users),
+                               std::string(k_recopy_hint));
+  }
+  if (!is_metadata) return std::nullopt;
+  return metadata;
+}
+
+void BundleReader::check_complete() const {
+  std::vector<const StreamEntry*> missing;
+  for (const auto& [path, expected] : m_expected) {
+    if (!expected.seen) missing.push_back(&expected.entry);
+  }
+  if (missing.empty()) return;
+  std::string list;
+  for (std::size_t i = 0; i < missing.size() && i < 5; ++i) {
+    const std::string users = users_of(missing[i]->digest);
+    list += (i ? "; " : "") + missing[i]->path + (users.empty() ? "" : " (used by " + users + ")");
+  }
+  if (missing.size() > 5) list += "; and " + std::to_string(missing.size() - 5) + " more";
+  throw core::IntegrityError("bundle " + m_display + " lacks " + std::to_string(missing.size()) + " entr" +
+                                 (missing.size() == 1 ? "y" : "ies") + " listed in ferry.json: " + list,
+                             "the bundle is incomplete or was cut short; copy it again from the original media");
+}
+
 StreamStats BundleReader::read_entries(const EntryTarget& target, core::ProgressSink& progress,
                                        const std::function<bool()>& stop_early) {
   if (!m_opened) throw core::Error(core::ExitCode::failure, "BundleReader::read_entries called before open");
   StreamStats stats;
   const std::uint64_t total = m_descriptor.blob_bytes();
-  std::vector<char> buffer(core::k_copy_buffer_size);
 
   auto next = [&]() -> std::optional<TarEntry> {
     if (m_pending) {
@@ -228,86 +310,19 @@ StreamStats BundleReader::read_entries(const EntryTarget& target, core::Progress
     }
     auto tar_entry = next();
     if (!tar_entry) break;
-    check_entry_shape(*tar_entry);
-    auto it = m_expected.find(tar_entry->path);
-    if (it == m_expected.end()) {
-      std::string what = "bundle entry " + shown(tar_entry->path) + " is not listed in ferry.json";
-      if (tar_entry->path == k_descriptor_path || tar_entry->path == k_signature_path) {
-        what = "bundle " + m_display + " has a second " + tar_entry->path;
-      }
-      throw core::IntegrityError(what, "do not use this bundle: something was added after it was signed");
-    }
-    Expected& expected = it->second;
-    const StreamEntry& entry = expected.entry;
-    if (expected.seen) {
-      throw core::IntegrityError("bundle entry " + entry.path + " appears twice", "do not use this bundle: it was altered");
-    }
-    expected.seen = true;
-    if (tar_entry->size != entry.size) {
-      std::string users = users_of(entry.digest);
-      throw core::IntegrityError("bundle entry " + entry.path + " is " + std::to_string(tar_entry->size) +
-                                     " bytes, ferry.json says " + std::to_string(entry.size) +
-                                     (users.empty() ? "" : " (used by " + users + ")"),
-                                 std::string(k_recopy_hint));
-    }
-
+    const StreamEntry& entry = claim(*tar_entry);
     core::with_context("reading bundle entry " + entry.path, [&] {
       std::unique_ptr<EntrySink> sink = target ? target(entry) : nullptr;
-      const bool is_metadata = oci::media_type::is_index(entry.media_type) || oci::media_type::is_manifest(entry.media_type);
-      if (is_metadata && entry.size > k_max_metadata_blob_size) {
-        throw core::IntegrityError("manifest " + entry.digest.str() + " is " + std::to_string(entry.size) +
-                                   " bytes, more than the limit of " + std::to_string(k_max_metadata_blob_size));
-      }
-      std::string metadata;
-      core::NullSink discard;
-      core::HashingSink hashing(sink ? static_cast<core::Sink&>(*sink) : discard);
-      // Large entries are hashed (and written) on a second thread while this one
-      // decompresses the next chunk; small ones are not worth a thread.
-      std::optional<core::BackgroundSink> background;
-      if (entry.size >= k_background_hash_threshold) background.emplace(hashing);
-      core::Sink& feed = background ? static_cast<core::Sink&>(*background) : hashing;
-      std::uint64_t got = 0;
-      while (std::size_t n = m_tar.read(buffer.data(), buffer.size())) {
-        feed.write(buffer.data(), n);
-        if (is_metadata) metadata.append(buffer.data(), n);
-        got += n;
+      const auto metadata = verify_body(m_tar, entry, sink.get(), true, [&](std::size_t n) {
         stats.bytes += n;
         progress.progress({"verify", entry.path, stats.bytes, total});
-      }
-      if (background) background->finish();
-      if (got != entry.size) {
-        throw core::IntegrityError("bundle entry " + entry.path + " ended after " + std::to_string(got) + " of " +
-                                       std::to_string(entry.size) + " bytes",
-                                   std::string(k_recopy_hint));
-      }
-      const core::Digest actual = hashing.finish();
-      if (actual != entry.digest) {
-        const std::string users = users_of(entry.digest);
-        throw core::IntegrityError("bundle entry " + entry.path + " has digest " + actual.str() + ", expected " +
-                                       entry.digest.str() + (users.empty() ? "" : "; used by " + users),
-                                   std::string(k_recopy_hint));
-      }
-      if (is_metadata) learn_children(entry, metadata);
+      });
+      if (metadata) learn_children(entry, *metadata);
       if (sink) sink->commit();
     });
     ++stats.entries;
   }
-
-  std::vector<const StreamEntry*> missing;
-  for (const auto& [path, expected] : m_expected) {
-    if (!expected.seen) missing.push_back(&expected.entry);
-  }
-  if (!missing.empty()) {
-    std::string list;
-    for (std::size_t i = 0; i < missing.size() && i < 5; ++i) {
-      const std::string users = users_of(missing[i]->digest);
-      list += (i ? "; " : "") + missing[i]->path + (users.empty() ? "" : " (used by " + users + ")");
-    }
-    if (missing.size() > 5) list += "; and " + std::to_string(missing.size() - 5) + " more";
-    throw core::IntegrityError("bundle " + m_display + " lacks " + std::to_string(missing.size()) +
-                                   " entr" + (missing.size() == 1 ? "y" : "ies") + " listed in ferry.json: " + list,
-                               "the bundle is incomplete or was cut short; copy it again from the original media");
-  }
+  check_complete();
   return stats;
 }
 

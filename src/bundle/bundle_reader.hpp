@@ -9,6 +9,7 @@
 #include "core/io.hpp"
 #include "core/log.hpp"
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -87,6 +88,18 @@ public:
   StreamStats read_entries(const EntryTarget& target, core::ProgressSink& progress,
                            const std::function<bool()>& stop_early = {});
 
+  // The same checks and calls as read_entries, for a bundle that is the regular file
+  // `file` (the one `in` reads). When each entry is its own zstd frame, as ferry writes
+  // them, the layout and the manifests are read here and the other blobs by `jobs`
+  // threads at once, each from its own frame (found by walking the frame headers), so
+  // their sinks (uploads) run side by side. `target`, `stop_early` and the sinks'
+  // commit() are called by one thread at a time; the sinks' write() by several. In
+  // this mode manifests must come before the other blobs, as ferry writes them (an
+  // IntegrityError otherwise). A bundle framed otherwise (recompressed with another
+  // tool) is read by read_entries.
+  StreamStats read_entries_parallel(const std::filesystem::path& file, int jobs, const EntryTarget& target,
+                                    core::ProgressSink& progress, const std::function<bool()>& stop_early = {});
+
   // "image docker.io/library/nginx:1.27, chart charts/x:1.0" for a blob digest (what
   // uses it, as far as the manifests read so far tell), or "" when unknown.
   std::string users_of(const core::Digest& digest) const;
@@ -99,6 +112,14 @@ private:
   void read_head(const TrustedKeys& trusted, SignaturePolicy policy);
   void check_entry_shape(const TarEntry& entry) const;
   void learn_children(const StreamEntry& entry, const std::string& bytes);
+  // Checks a header against the blob table and marks its entry seen.
+  const StreamEntry& claim(const TarEntry& tar_entry);
+  // Streams the current entry of `tar` into `sink` (may be null) while hashing it;
+  // checks length and digest. `counted(n)` is told of every chunk. Returns the bytes of
+  // a manifest or index (nullopt for other entries).
+  std::optional<std::string> verify_body(TarReader& tar, const StreamEntry& entry, core::Sink* sink, bool background_hash,
+                          const std::function<void(std::size_t)>& counted) const;
+  void check_complete() const;
 
   std::string m_display;
   TarReader m_tar;

@@ -61,8 +61,8 @@ const char* utf8_or_raw(const char* utf8, const char* raw) { return utf8 != null
 
 void TarReader::ArchiveFree::operator()(archive* a) const noexcept { archive_read_free(a); }
 
-TarReader::TarReader(core::Source& in, std::string display)
-    : m_in(in), m_display(std::move(display)), m_archive(archive_read_new()) {
+TarReader::TarReader(core::Source& in, std::string display, ArchiveEnd end)
+    : m_in(in), m_display(std::move(display)), m_archive(archive_read_new()), m_end(end) {
   archive* a = m_archive.get();
   if (a == nullptr) throw core::Error(core::ExitCode::failure, "cannot create a libarchive reader");
   m_in_buffer.resize(k_read_size);
@@ -126,7 +126,7 @@ std::optional<TarEntry> TarReader::next() {
     // ("some writers omit the block of nulls"); that is how a stream cut between two
     // zstd frames looks. The end-of-archive blocks advance the uncompressed position
     // past the last header position; a bare stop does not.
-    if (archive_filter_bytes(a, 0) <= archive_read_header_position(a)) {
+    if (m_end == ArchiveEnd::required && archive_filter_bytes(a, 0) <= archive_read_header_position(a)) {
       throw IntegrityError("bundle " + m_display + " is truncated: it ends after " + std::to_string(m_consumed) +
                                " bytes, " + (m_current ? "after entry " + *m_current : "before any entry") +
                                ", without the end-of-archive blocks",

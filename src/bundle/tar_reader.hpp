@@ -31,9 +31,14 @@ struct TarEntry {
 //    block before it: the entry named is the one being read, or the one just before)
 //   "bundle x.tar.zst: reading entry index.json: <libarchive message>"
 // A failure of `in` itself is rethrown unchanged.
+// required: input that stops without the end-of-archive blocks is truncated (a whole
+// stream). optional: a stop at an entry boundary is the end (one zstd frame of a bundle,
+// read on its own).
+enum class ArchiveEnd { required, optional };
+
 class TarReader {
 public:
-  TarReader(core::Source& in, std::string display);
+  TarReader(core::Source& in, std::string display, ArchiveEnd end = ArchiveEnd::required);
   TarReader(const TarReader&) = delete;
   TarReader(TarReader&&) = delete;
   TarReader& operator=(const TarReader&) = delete;
@@ -75,6 +80,7 @@ private:
   std::string m_in_buffer;
   std::optional<std::string> m_current; // path of the current entry
   std::uint64_t m_consumed = 0;
+  ArchiveEnd m_end;
   bool m_in_ended = false;             // `in` returned 0: libarchive errors now mean truncation
   std::exception_ptr m_callback_error; // thrown by `in` inside on_read
   Body m_body{*this};

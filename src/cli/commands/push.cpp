@@ -42,8 +42,9 @@ void run_push(const PushFlags& flags, Output& out) {
   options.target = PushTarget::parse(flags.registry);
   options.trust = trust_options(flags);
   options.client = client_options(flags.connection);
-  // Several uploads run at once (-j): 16 MiB chunks keep their buffers small.
-  if (flags.connection.chunk_size.empty()) options.client.chunk_size = 16ull << 20;
+  // Up to 2 x -j uploads run at once (-j streaming, -j finishing), each holding one
+  // chunk in memory to resume from: 8 MiB chunks keep that near 64 MiB at -j 4.
+  if (flags.connection.chunk_size.empty()) options.client.chunk_size = 8ull << 20;
   options.dry_run = flags.dry_run;
   options.state_dir = flags.state_dir;
   options.jobs = flags.connection.jobs;

@@ -1,0 +1,247 @@
+// Reading a bundle file's blobs in parallel, one zstd frame per entry (DESIGN §2: each
+// entry is its own frame, so a reader can start at any entry).
+// SPDX-License-Identifier: Apache-2.0
+#include "bundle/bundle_reader.hpp"
+
+#include "bundle/zstd_frames.hpp"
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "oci/media_types.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+namespace ferry::bundle {
+
+namespace {
+
+// The tar entries inside one frame of the file.
+class FrameReader {
+public:
+  FrameReader(const std::filesystem::path& file, const FrameExtent& frame, const std::string& display)
+      : m_file(file), m_exact((m_file.seek(frame.offset), m_file), frame.length, "a zstd frame of " + display),
+        m_tar(m_exact, display, ArchiveEnd::optional) {}
+  TarReader& tar() { return m_tar; }
+
+private:
+  core::FileSource m_file;
+  core::ExactSource m_exact;
+  TarReader m_tar;
+};
+
+bool is_metadata(const StreamEntry& entry) {
+  return oci::media_type::is_index(entry.media_type) || oci::media_type::is_manifest(entry.media_type);
+}
+
+// True when the file's first frame holds ferry.json and nothing else: then ferry wrote
+// it one frame per entry. Any failure here only means "read it sequentially".
+bool framed_per_entry(const std::filesystem::path& file, FrameWalker walker, const std::string& display) {
+  try {
+    const auto first = walker.next();
+    if (!first) return false;
+    FrameReader reader(file, *first, display);
+    const auto entry = reader.tar().next();
+    if (!entry || entry->path != k_descriptor_path) return false;
+    core::NullSink discard;
+    core::copy(reader.tar().body(), discard);
+    return !reader.tar().next();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+} // namespace
+
+StreamStats BundleReader::read_entries_parallel(const std::filesystem::path& file, int jobs, const EntryTarget& target,
+                                                core::ProgressSink& progress, const std::function<bool()>& stop_early) {
+  if (!m_opened) throw core::Error(core::ExitCode::failure, "BundleReader::read_entries_parallel called before open");
+  core::FileSource probe(file);
+  const std::uint64_t file_size = probe.size();
+  const FrameWalker start(probe.fd(), file_size, m_display);
+  if (jobs < 2 || !framed_per_entry(file, start, m_display)) return read_entries(target, progress, stop_early);
+  FrameWalker walker = start;
+
+  StreamStats stats;
+  const std::uint64_t total = m_descriptor.blob_bytes();
+  std::mutex mutex; // guards the blob table, `target`, commits, the queue and stats.entries
+  std::mutex progress_mutex;
+  std::atomic<std::uint64_t> verified_bytes{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::deque<FrameExtent> queue;
+  std::condition_variable changed;
+  bool walked = false;                 // every frame is queued (or the walk stopped)
+  std::optional<FrameExtent> end_frame; // the frame holding the end-of-archive blocks
+
+  auto count = [&](const StreamEntry& entry, std::size_t n) {
+    const std::uint64_t now = verified_bytes += n;
+    std::lock_guard lock(progress_mutex);
+    progress.progress({"verify", entry.path, now, total});
+  };
+  // Reads the one entry of `frame` (the caller holds no lock). `index` counts frames
+  // from the file's start in the metadata phase (-1 after it, when only layers may
+  // come); returns false when the entry is a layer left unread for a worker (metadata
+  // phase only).
+  auto read_frame = [&](const FrameExtent& frame, int index) -> bool {
+    const bool metadata_phase = index >= 0;
+    FrameReader reader(file, frame, m_display);
+    TarReader& tar = reader.tar();
+    const auto tar_entry = tar.next();
+    std::unique_lock lock(mutex);
+    if (!tar_entry) {
+      if (end_frame) throw core::IntegrityError("bundle " + m_display + " has a second end-of-archive frame");
+      end_frame = frame;
+      return true;
+    }
+    if (tar_entry->path == k_descriptor_path || tar_entry->path == k_signature_path) {
+      // Checked by open(); only where they belong, once each.
+      const bool first = index == 0 && tar_entry->path == k_descriptor_path;
+      const bool second = index == 1 && tar_entry->path == k_signature_path && m_signature.has_signature;
+      if (!first && !second) {
+        throw core::IntegrityError("bundle " + m_display + " has a second " + tar_entry->path,
+                                   "do not use this bundle: something was added after it was signed");
+      }
+      lock.unlock();
+      const std::string bytes = core::read_all(tar.body(), k_max_descriptor_size, tar_entry->path);
+      if (bytes != (first ? m_descriptor_bytes : m_signature_text)) {
+        throw core::IntegrityError("bundle " + m_display + " changed while it was read (" + tar_entry->path + ")",
+                                   "copy the bundle again and do not modify it during the push");
+      }
+    } else {
+      if (metadata_phase) {
+        // Peek without claiming: a layer goes to the workers.
+        const auto it = m_expected.find(tar_entry->path);
+        if (it != m_expected.end() && !it->second.entry.media_type.empty() && !is_metadata(it->second.entry)) {
+          return false;
+        }
+      }
+      const StreamEntry& entry = claim(*tar_entry);
+      if (!metadata_phase && is_metadata(entry)) {
+        throw core::IntegrityError("bundle entry " + entry.path + " is a manifest after the layers",
+                                   "this bundle was not written by ferry pack; verify it with `ferry verify`");
+      }
+      core::with_context("reading bundle entry " + entry.path, [&] {
+        std::unique_ptr<EntrySink> sink = target ? target(entry) : nullptr;
+        lock.unlock();
+        const auto metadata = verify_body(tar, entry, sink.get(), false, [&](std::size_t n) {
+          if (failed) throw core::Error(core::ExitCode::failure, "stopped");
+          count(entry, n);
+        });
+        if (tar.next()) {
+          throw core::IntegrityError("bundle " + m_display + ": the zstd frame of " + entry.path +
+                                         " holds more than that entry",
+                                     "this bundle was not written by ferry pack; verify it with `ferry verify`");
+        }
+        lock.lock();
+        if (metadata) learn_children(entry, *metadata);
+        if (sink) sink->commit();
+        ++stats.entries;
+      });
+      return true;
+    }
+    if (tar.next()) {
+      throw core::IntegrityError("bundle " + m_display + ": the zstd frame of " + tar_entry->path +
+                                 " holds more than that entry");
+    }
+    return true;
+  };
+
+  // The head, the layout and the manifests, here; the first other blob ends this phase.
+  std::optional<FrameExtent> first_layer;
+  bool stopped = false;
+  int index = 0;
+  while (auto frame = walker.next()) {
+    {
+      std::lock_guard lock(mutex);
+      if (stop_early && stop_early()) {
+        stopped = true;
+        break;
+      }
+    }
+    if (!read_frame(*frame, index++)) {
+      first_layer = frame;
+      break;
+    }
+  }
+
+  if (first_layer) {
+    auto worker = [&] {
+      for (;;) {
+        FrameExtent frame;
+        {
+          std::unique_lock lock(mutex);
+          changed.wait(lock, [&] { return !queue.empty() || walked || failed; });
+          if (failed || queue.empty()) return;
+          frame = queue.front();
+          queue.pop_front();
+          changed.notify_all();
+        }
+        try {
+          read_frame(frame, -1);
+        } catch (...) {
+          std::lock_guard lock(mutex);
+          if (!error) error = std::current_exception();
+          failed = true;
+          changed.notify_all();
+          return;
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    auto stop_all = [&] {
+      {
+        std::lock_guard lock(mutex);
+        walked = true;
+        changed.notify_all();
+      }
+      for (auto& t : threads) t.join();
+    };
+    try {
+      for (int t = 0; t < jobs; ++t) threads.emplace_back(worker);
+      std::optional<FrameExtent> frame = first_layer;
+      while (frame) {
+        {
+          std::unique_lock lock(mutex);
+          // A few frames ahead of the workers, no more: the walk reads the file too.
+          changed.wait(lock, [&] { return queue.size() < static_cast<std::size_t>(jobs) || failed; });
+          if (failed) break;
+          if (stop_early && stop_early()) {
+            stopped = true;
+            break;
+          }
+          queue.push_back(*frame);
+          changed.notify_all();
+        }
+        frame = walker.next();
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      if (!error) error = std::current_exception();
+      failed = true;
+    }
+    stop_all();
+    if (error) std::rethrow_exception(error);
+  }
+
+  stats.bytes = verified_bytes;
+  if (stopped) {
+    stats.complete = false;
+    return stats;
+  }
+  if (!end_frame) {
+    throw core::IntegrityError("bundle " + m_display + " has no end-of-archive blocks (it was cut short)",
+                               "copy the bundle again from the original media");
+  }
+  if (end_frame->offset + end_frame->length != file_size) {
+    throw core::IntegrityError("bundle " + m_display + " holds data after the end of its archive",
+                               "do not use this bundle: something was added after it was signed");
+  }
+  check_complete();
+  return stats;
+}
+
+} // namespace ferry::bundle
