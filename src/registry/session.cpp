@@ -561,6 +561,10 @@ std::string Session::hint_for(Outcome outcome, const Call& call, const Response&
       return "check that the registry runs at " + base +
              " and is reachable from here (proxy settings: HTTPS_PROXY, NO_PROXY)";
     }
+    if (response.curl == CURLE_OPERATION_TIMEDOUT) {
+      return "the registry stopped answering for " + std::to_string(options.stall_timeout.count()) +
+             " s at a time; check its load and logs, or allow more with --timeout (and --retries)";
+    }
     return "the registry or the network kept failing; try again later, or check the registry's logs";
   case Outcome::tls:
     if (response.curl_error.find("wrong version number") != std::string::npos ||

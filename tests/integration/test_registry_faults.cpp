@@ -332,6 +332,42 @@ TEST_CASE("pack rides out 503s, a 429, a cut blob and a stall, and the bundle ho
   CHECK(proxy.count("GET", "/team/app2/manifests/", Fault::stall) == 1);
 }
 
+TEST_CASE("--timeout gives up on a stalled request early and retries it; --retries bounds a permanent stall") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  FaultProxy proxy(s->server.host());
+  // Once: stalled far longer than the timeout, then answered normally.
+  proxy.add_rule(stall_for("GET", "/team/app2/manifests/", 5s));
+  const Timed once = pack(dir, *s, write_manifest(dir, proxy.host()), dir / "once.tar.zst", {"--timeout", "1s"});
+  MESSAGE("pack with one 5 s stall and --timeout 1s took " << once.elapsed.count() << " ms");
+  INFO(once.result.err);
+  REQUIRE(once.result.exit_code == 0);
+  CHECK(once.elapsed < 4s); // the stall was cut short, not waited out
+  CHECK(contains(once.result.err, "retrying"));
+  CHECK(proxy.count("GET", "/team/app2/manifests/", Fault::stall) == 1);
+  CHECK(proxy.count("GET", "/team/app2/manifests/") >= 2);
+
+  // Every time: one try and one retry, each given up after the timeout, then a clear error.
+  FaultProxy stuck(s->server.host());
+  stuck.add_rule(stall_for("GET", "/team/app2/manifests/", 5s, k_every_time));
+  const Timed failed = pack(dir, *s, write_manifest(dir, stuck.host()), dir / "stuck.tar.zst",
+                            {"--timeout", "1s", "--retries", "1"});
+  MESSAGE("pack against a permanent stall with --timeout 1s --retries 1 took " << failed.elapsed.count() << " ms");
+  INFO(failed.result.err);
+  CHECK(failed.result.exit_code == k_registry_failure);
+  CHECK(failed.elapsed < 4s);
+  CHECK(stuck.count("GET", "/team/app2/manifests/") == 2);
+  CHECK(contains(failed.result.err, "team/app2"));
+  CHECK(contains(failed.result.err, "2 attempts"));
+  CHECK(contains(failed.result.err, "--timeout"));
+  CHECK(!fs::exists(dir / "stuck.tar.zst"));
+
+  const RunResult bad = run_ferry({"pack", "-f", "x.yaml", "-o", "y.tar.zst", "--key", s->f.key.string(), "--timeout", "soon"});
+  CHECK(bad.exit_code == 2);
+  CHECK(contains(bad.err, "--timeout 'soon'"));
+}
+
 TEST_CASE("push rides out 500s on blob uploads, a 502 on HEAD and a 503 on a manifest PUT") {
   require_tools(k_tools);
   TestDir dir;

@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 
 namespace ferry::cli {
@@ -22,8 +24,37 @@ void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, const char* what) {
   cmd.add_flag("--password-stdin", flags.password_stdin, "Read the password (or token) from standard input");
   cmd.add_option("-j,--jobs", flags.jobs, "Parallel blob transfers (default 4)");
   cmd.add_option("--chunk-size", flags.chunk_size,
-                 "Upload blobs larger than this in chunks of this size, e.g. 1M for proxies with body limits (default 64M)");
+                 "Upload blobs larger than this in chunks of this size, e.g. 1M for proxies with body limits (default: "
+                 "8M for push, 64M otherwise)");
+  cmd.add_option("--timeout", flags.timeout,
+                 "Give up on a request that cannot connect or moves no data for this long, then retry it, e.g. 30s or "
+                 "2m (default 60s)");
+  cmd.add_option("--retries", flags.retries,
+                 "Retries of a failed request (connection errors, timeouts, 5xx, 429) before ferry gives up (default 5)");
 }
+
+namespace {
+
+// "90", "90s", "2m", "1h" -> seconds; at least 1 s (curl's low-speed check counts whole
+// seconds).
+std::chrono::seconds parse_timeout(const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string suffix = text.substr(used);
+  const unsigned long long unit = suffix.empty() || suffix == "s" ? 1 : suffix == "m" ? 60 : suffix == "h" ? 3600 : 0;
+  if (used == 0 || unit == 0 || value == 0 || value > 24 * 3600 / unit) {
+    throw core::UsageError("--timeout '" + text + "' is not a duration between 1s and 24h",
+                           "use a number of seconds with s, m or h, e.g. --timeout 30s");
+  }
+  return std::chrono::seconds(value * unit);
+}
+
+} // namespace
 
 registry::ClientOptions client_options(const RegistryFlags& flags) {
   registry::ClientOptions o;
@@ -49,6 +80,16 @@ registry::ClientOptions client_options(const RegistryFlags& flags) {
                              "use a number with K, M or G, e.g. --chunk-size 1M");
     }
     o.chunk_size = value * unit;
+  }
+  if (!flags.timeout.empty()) {
+    o.stall_timeout = parse_timeout(flags.timeout);
+    o.connect_timeout = std::min(o.connect_timeout, o.stall_timeout);
+  }
+  if (flags.retries != -1) {
+    if (flags.retries < 0 || flags.retries > 100) {
+      throw core::UsageError("--retries " + std::to_string(flags.retries) + " is not between 0 and 100");
+    }
+    o.max_attempts = flags.retries + 1;
   }
   if (!flags.cert_file.empty() != !flags.key_file.empty()) {
     throw core::UsageError("--cert-file and --key-file go together", "give both, or neither");

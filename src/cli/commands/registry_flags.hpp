@@ -23,6 +23,8 @@ struct RegistryFlags {
   bool password_stdin = false;
   int jobs = 4;
   std::string chunk_size; // "64M"; empty: the client's default
+  std::string timeout;    // "60s", "2m"; empty: the client's default
+  int retries = -1;       // attempts after the first; -1: the client's default
 };
 
 // Adds the flags to `cmd`; `what` says which registries they apply to ("source
