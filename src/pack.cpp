@@ -160,6 +160,9 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
 
   // Registry images: resolved now (tags -> digests, manifests read), blobs fetched in
   // parallel once every image is known.
+  // One bar on the terminal: "pack" (what reached the bundle) also shows the downloads
+  // it waits on. Declared first: the download threads outlive everything after it.
+  core::NullProgress no_pull_bar;
   std::unique_ptr<ImagePuller> registry_puller;
   auto puller = [&]() -> ImagePuller& {
     if (!registry_puller) {
@@ -318,7 +321,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     log.info("pulling " + std::to_string(registry_puller->queued_bytes()) + " bytes of blobs from registries");
     std::vector<core::Digest> order;
     for (const PlannedBlob* b : ordered) order.push_back(b->ref.descriptor.digest);
-    registry_puller->start(progress, order);
+    registry_puller->start(no_pull_bar, order);
   }
 
   // Write the stream: ferry.json, its signature, the layout, then every blob once.
