@@ -6,6 +6,7 @@
 #include "core/encoding.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
+#include "core/process.hpp"
 #include "registry/http.hpp"
 
 #include <nlohmann/json.hpp>
@@ -13,17 +14,11 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace ferry::registry {
 
@@ -251,12 +246,6 @@ std::optional<Credentials> credentials_from_entry(const json& entry, const std::
 
 // --- docker-credential helpers ---
 
-struct HelperRun {
-  int status = -1; // wait status
-  std::string out;
-  std::string err;
-};
-
 std::optional<std::filesystem::path> find_program(const std::string& name, const std::string& path) {
   std::size_t start = 0;
   while (start <= path.size()) {
@@ -268,89 +257,6 @@ std::optional<std::filesystem::path> find_program(const std::string& name, const
     start = end + 1;
   }
   return std::nullopt;
-}
-
-// Runs `program get`, writing `input` to its standard input; collects both outputs
-// (at most 1 MiB each). The input goes through a socket, so a helper that exits
-// without reading it cannot raise SIGPIPE here (send with MSG_NOSIGNAL).
-HelperRun run_helper(const std::filesystem::path& program, const std::string& input) {
-  const std::string display = program.filename().string();
-  auto fail = [&](const char* step) {
-    return core::Error(core::ExitCode::failure,
-                       "cannot run credential helper " + display + ": " + step + ": " + core::errno_text(errno));
-  };
-  int in_pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_pair) != 0) throw fail("socketpair");
-  core::UniqueFd in_parent(in_pair[0]), in_child(in_pair[1]);
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw fail("pipe");
-  core::UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw fail("pipe");
-  core::UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
-
-  posix_spawn_file_actions_t actions;
-  if (posix_spawn_file_actions_init(&actions) != 0) throw fail("posix_spawn_file_actions_init");
-  struct ActionsFree {
-    posix_spawn_file_actions_t* a;
-    ~ActionsFree() { posix_spawn_file_actions_destroy(a); }
-  } actions_free{&actions};
-  for (const auto& [from, to] :
-       {std::pair{in_child.get(), 0}, std::pair{out_write.get(), 1}, std::pair{err_write.get(), 2}}) {
-    if (const int rc = posix_spawn_file_actions_adddup2(&actions, from, to); rc != 0) {
-      errno = rc;
-      throw fail("posix_spawn_file_actions_adddup2");
-    }
-  }
-  std::string arg0 = program.string();
-  std::string arg1 = "get";
-  std::array<char*, 3> argv{arg0.data(), arg1.data(), nullptr};
-  pid_t pid = -1;
-  if (const int rc = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ); rc != 0) {
-    errno = rc;
-    throw fail("posix_spawn");
-  }
-  in_child = core::UniqueFd();
-  out_write = core::UniqueFd();
-  err_write = core::UniqueFd();
-
-  std::size_t sent = 0;
-  while (sent < input.size()) {
-    const ssize_t n = ::send(in_parent.get(), input.data() + sent, input.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break; // the helper closed its input: it answers without it
-    sent += static_cast<std::size_t>(n);
-  }
-  in_parent = core::UniqueFd(); // end of input
-
-  HelperRun run;
-  constexpr std::size_t k_limit = 1 << 20;
-  std::array<pollfd, 2> fds{pollfd{out_read.get(), POLLIN, 0}, pollfd{err_read.get(), POLLIN, 0}};
-  std::array<std::string*, 2> into{&run.out, &run.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
-      if (errno == EINTR) continue;
-      throw fail("poll");
-    }
-    for (std::size_t i = 0; i < fds.size(); ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buffer[4096];
-      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        fds[i].fd = -1;
-        --open_fds;
-        continue;
-      }
-      if (into[i]->size() < k_limit) into[i]->append(buffer, static_cast<std::size_t>(n));
-    }
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw fail("waitpid");
-  }
-  run.status = status;
-  return run;
 }
 
 std::string first_line(std::string_view text) {
@@ -377,8 +283,12 @@ std::optional<Credentials> credentials_from_helper(const std::string& name, std:
     return std::nullopt;
   }
   const std::string server = server_url(host);
-  const HelperRun run = run_helper(*program, server);
-  if (!WIFEXITED(run.status) || WEXITSTATUS(run.status) != 0) {
+  core::ProcessOptions run_options;
+  run_options.input = server;
+  run_options.output_limit = 1u << 20;
+  run_options.timeout = std::chrono::seconds(60);
+  const core::ProcessResult run = core::run_process({program->string(), "get"}, run_options);
+  if (run.exit_code != 0) {
     // docker-credential-helpers print their errors on stdout.
     if (lower(run.out + run.err).find("credentials not found") != std::string::npos) {
       log.debug(program_name + " has no credentials for " + server);
@@ -387,7 +297,9 @@ std::optional<Credentials> credentials_from_helper(const std::string& name, std:
     std::string why = first_line(run.out);
     if (why.empty()) why = first_line(run.err);
     if (why.empty()) {
-      why = WIFEXITED(run.status) ? "exit status " + std::to_string(WEXITSTATUS(run.status)) : "killed by a signal";
+      why = run.timed_out ? "no answer within 60 s"
+            : run.exit_code > 128 ? "killed by signal " + std::to_string(run.exit_code - 128)
+                                  : "exit status " + std::to_string(run.exit_code);
     }
     throw core::RegistryError("credential helper " + program_name + " failed for " + server + ": " + why,
                               "run `echo " + server + " | " + program_name +
