@@ -374,6 +374,19 @@ Location Location::split(std::string_view text) {
   return location;
 }
 
+std::string Client::get_url(const std::string& url, std::size_t limit, const std::string& what,
+                            const std::string& not_found_hint) {
+  Impl& d = *m_impl;
+  Call call;
+  call.what = what;
+  call.not_found_hint = not_found_hint;
+  Request request = make_request(Method::get, url);
+  request.body_limit = limit; // kept in memory: a retry starts with an empty body again
+  Response response = d.execute(call, request);
+  if (classify(response) != Outcome::success) d.fail(call, request, response);
+  return std::move(response.body);
+}
+
 void Client::ping() {
   Impl& d = *m_impl;
   Call call;

@@ -106,6 +106,16 @@ public:
   // "https://HOST" or "http://HOST"; for messages.
   std::string endpoint() const;
 
+  // --- plain resources (Helm chart repositories: index.yaml, chart archives) ---
+  // GET `url` (absolute, on this client's host) and return its body, at most `limit`
+  // bytes (more is a RegistryError). Same TLS options, authentication (as the server
+  // challenges: basic with the client's credentials, or bearer), redirects (credentials
+  // never sent to another host) and retries as the registry calls. `what` is the
+  // message's subject ("fetching index.yaml of https://charts.example.com/"); a 404 is a
+  // RegistryError with `not_found_hint`.
+  std::string get_url(const std::string& url, std::size_t limit, const std::string& what,
+                      const std::string& not_found_hint = {});
+
   // --- checks (ferry doctor) ---
   // GET /v2/ (authenticating as the registry asks): reachability, TLS and credentials.
   // RegistryError naming the cause otherwise.
