@@ -95,8 +95,11 @@ public:
   // their sinks (uploads) run side by side. `target`, `stop_early` and the sinks'
   // commit() are called by one thread at a time; the sinks' write() by several. In
   // this mode manifests must come before the other blobs, as ferry writes them (an
-  // IntegrityError otherwise). A bundle framed otherwise (recompressed with another
-  // tool) is read by read_entries.
+  // IntegrityError otherwise), no frame may hold two entries, and nothing may follow the
+  // end-of-archive frame. The mode is chosen by the first frame: when it holds more than
+  // ferry.json (a bundle recompressed with another tool) read_entries reads the bundle.
+  // When `stop_early` says stop, frames already handed to the threads (at most 2 x
+  // `jobs`) are still read.
   StreamStats read_entries_parallel(const std::filesystem::path& file, int jobs, const EntryTarget& target,
                                     core::ProgressSink& progress, const std::function<bool()>& stop_early = {});
 

@@ -78,8 +78,8 @@ StreamStats BundleReader::read_entries_parallel(const std::filesystem::path& fil
   std::optional<FrameExtent> end_frame; // the frame holding the end-of-archive blocks
 
   auto count = [&](const StreamEntry& entry, std::size_t n) {
+    std::lock_guard lock(progress_mutex); // also keeps the reported totals in order
     const std::uint64_t now = verified_bytes += n;
-    std::lock_guard lock(progress_mutex);
     progress.progress({"verify", entry.path, now, total});
   };
   // Reads the one entry of `frame` (the caller holds no lock). `index` counts frames

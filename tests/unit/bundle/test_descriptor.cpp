@@ -6,12 +6,17 @@
 #include "bundle/tar_writer.hpp"
 #include "core/encoding.hpp"
 #include "core/error.hpp"
+#include "bundle_fixture.hpp"
 #include "support/test_support.hpp"
 
 #include <nlohmann/json.hpp>
 
 using namespace ferry;
 using ferry::core::Digest;
+using ferry::test::build_bundle;
+using ferry::test::Built;
+using ferry::test::CollectSink;
+using ferry::test::message_of;
 
 namespace {
 
@@ -34,16 +39,6 @@ bundle::BundleDescriptor sample() {
 }
 
 nlohmann::json as_json(const bundle::BundleDescriptor& d) { return nlohmann::json::parse(bundle::to_json(d)); }
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const core::IntegrityError& e) {
-    return e.what();
-  }
-  FAIL("no IntegrityError");
-  return {};
-}
 
 } // namespace
 
@@ -125,81 +120,6 @@ TEST_CASE("rfc3339_utc formats Unix time in UTC") {
   CHECK(bundle::rfc3339_utc(0) == "1970-01-01T00:00:00Z");
   CHECK(bundle::rfc3339_utc(1700000000) == "2023-11-14T22:13:20Z");
 }
-
-namespace {
-
-// A minimal signed bundle written with the real writer: one image manifest and its layer.
-struct Built {
-  std::string bytes;
-  std::string layer;
-  Digest layer_digest;
-  Digest manifest_digest;
-  bundle::TrustedKeys keys;
-  std::string key_id;
-};
-
-Built build_bundle(const std::function<void(std::string& manifest_json, std::string& layer)>& tamper = {}) {
-  Built b;
-  const auto pair = bundle::generate_key_pair(bundle::KeyType::ed25519, std::nullopt);
-  const auto key = bundle::PrivateKey::from_pem(pair.private_pem, std::nullopt, "test.key");
-  b.keys.add(bundle::PublicKey::from_pem(pair.public_pem, "test.pub"));
-  b.key_id = key.key_id();
-  b.layer = test::random_bytes(300000, 9);
-  b.layer_digest = core::sha256_of(b.layer);
-  const std::string config = "{}";
-  std::string manifest = nlohmann::json{{"schemaVersion", 2},
-                                        {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                                        {"config", {{"mediaType", "application/vnd.oci.empty.v1+json"},
-                                                    {"digest", core::sha256_of(config).str()},
-                                                    {"size", 2}}},
-                                        {"layers", {{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
-                                                     {"digest", b.layer_digest.str()},
-                                                     {"size", b.layer.size()}}}}}
-                             .dump();
-  b.manifest_digest = core::sha256_of(manifest);
-  const std::string layout = R"({"imageLayoutVersion":"1.0.0"})";
-  const std::string index = "{}";
-  bundle::BundleDescriptor d = sample();
-  d.signer = bundle::SignerRecord{key.key_id(), "ed25519"};
-  d.images = {{"docker.io/library/app:1", "oci:./x:app", b.manifest_digest, std::nullopt,
-               "application/vnd.oci.image.manifest.v1+json", {"linux/amd64"}, manifest.size() + 2 + b.layer.size()}};
-  d.charts.clear();
-  d.files.clear();
-  d.layout = {{"oci-layout", core::sha256_of(layout), layout.size()}, {"index.json", core::sha256_of(index), index.size()}};
-  d.blobs = {{b.manifest_digest, manifest.size(), "application/vnd.oci.image.manifest.v1+json"},
-             {core::sha256_of(config), 2, "application/vnd.oci.empty.v1+json"},
-             {b.layer_digest, b.layer.size(), "application/vnd.oci.image.layer.v1.tar+gzip"}};
-  const std::string descriptor = bundle::to_json(d);
-  std::string layer = b.layer;
-  if (tamper) tamper(manifest, layer);
-  core::StringSink out;
-  bundle::TarWriter tar(out, {});
-  auto add = [&](const std::string& path, const std::string& bytes) { tar.add({.path = path, .size = bytes.size()}, bytes); };
-  add("ferry.json", descriptor);
-  add("ferry.json.sig", core::base64_encode(key.sign(descriptor)));
-  add("oci-layout", layout);
-  add("index.json", index);
-  add("blobs/sha256/" + std::string(b.manifest_digest.hex()), manifest);
-  add("blobs/sha256/" + std::string(core::sha256_of(config).hex()), config);
-  add("blobs/sha256/" + std::string(b.layer_digest.hex()), layer);
-  tar.finish();
-  b.bytes = out.take();
-  return b;
-}
-
-class CollectSink final : public bundle::EntrySink {
-public:
-  CollectSink(std::map<std::string, std::string>& done, std::string path) : m_done(done), m_path(std::move(path)) {}
-  void write(const char* data, std::size_t size) override { m_bytes.append(data, size); }
-  void commit() override { m_done[m_path] = std::move(m_bytes); }
-
-private:
-  std::map<std::string, std::string>& m_done;
-  std::string m_path;
-  std::string m_bytes;
-};
-
-} // namespace
 
 TEST_CASE("BundleReader::read_entries hands over each entry only once it verified") {
   const Built b = build_bundle();
