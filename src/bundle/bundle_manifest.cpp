@@ -37,8 +37,10 @@ const std::vector<std::string> k_metadata_keys = {"name", "version"};
 const std::vector<std::string> k_image_keys = {"ref", "name", "platforms"};
 const std::vector<std::string> k_chart_keys = {"name", "repo", "path", "version", "images"};
 const std::vector<std::string> k_file_keys = {"path", "source", "mode"};
-const std::vector<std::string> k_release_keys = {"name",  "namespace", "chart",  "values",         "set",
-                                                  "imagePullSecrets", "wait", "timeout", "atomic", "createNamespace"};
+const std::vector<std::string> k_release_keys = {"name",    "namespace",       "chart",       "values",
+                                                  "set",     "imagePullSecrets", "wait",        "timeout",
+                                                  "atomic",  "createNamespace", "upgradeCRDs", "rules"};
+const std::vector<std::string> k_rule_keys = {"path", "set"};
 
 constexpr std::string_view k_manifest_hint =
     "a bundle manifest starts with `apiVersion: ferry/v1` and `kind: Bundle`; "
@@ -618,7 +620,20 @@ private:
             set[entry.key] = entry.value.IsScalar() ? entry.value.Scalar() : std::string();
           }
           release["set"] = std::move(set);
-        } else if (f.key == "wait" || f.key == "atomic" || f.key == "createNamespace") {
+        } else if (f.key == "rules") {
+          // Values rewriting rules for what no detector reads (values/rewrite.hpp).
+          nlohmann::json rules = nlohmann::json::array();
+          for (const auto& rule : list(f, "rules of release '" + name + "'")) {
+            const std::string rule_what = "rule at line " + std::to_string(line_of(rule)) + " of release '" + name + "'";
+            if (!rule.IsMap()) fail(rule, rule_what + " must be a map with 'path' and 'set', found " + type_name(rule));
+            const std::vector<Field> rule_fields = entries(rule, rule_what);
+            check_unknown(rule_fields, k_rule_keys, rule_what);
+            const std::string path = non_empty(required(rule, rule_fields, "path", rule_what), "path");
+            const Field& set = required(rule, rule_fields, "set", rule_what);
+            rules.push_back({{"path", path}, {"set", scalar(set, "set")}});
+          }
+          release["rules"] = std::move(rules);
+        } else if (f.key == "wait" || f.key == "atomic" || f.key == "createNamespace" || f.key == "upgradeCRDs") {
           release[f.key] = boolean(f, f.key + " of release '" + name + "'");
         } else if (f.key == "timeout") {
           const std::string timeout = scalar(f, "timeout");

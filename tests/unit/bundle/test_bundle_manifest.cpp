@@ -349,4 +349,47 @@ TEST_CASE("BundleManifest::resolve makes relative paths absolute against the man
   CHECK(m.resolve("/opt/helm") == fs::path("/opt/helm"));
 }
 
+TEST_CASE("releases take values rewriting rules and upgradeCRDs") {
+  const auto m = parse_bundle_manifest(k_head + "charts:\n  - {name: store, path: ./store}\nreleases:\n"
+                                                "  - name: store\n    namespace: s\n    chart: store\n"
+                                                "    upgradeCRDs: true\n    rules:\n"
+                                                "      - {path: \"repositories.*.hostname\", set: \"{registry}\"}\n"
+                                                "      - {path: repositories.*.pathPrefix, set: \"{prefix/}{value}\"}\n",
+                                        "m.yaml");
+  const auto releases = nlohmann::json::parse(m.releases_json);
+  REQUIRE(releases.size() == 1);
+  CHECK(releases[0]["upgradeCRDs"] == true);
+  REQUIRE(releases[0]["rules"].size() == 2);
+  CHECK(releases[0]["rules"][0]["path"] == "repositories.*.hostname");
+  CHECK(releases[0]["rules"][0]["set"] == "{registry}");
+  CHECK(releases[0]["rules"][1]["set"] == "{prefix/}{value}");
+
+  const std::string rel = k_head + "charts:\n  - {name: store, path: ./store}\nreleases:\n"
+                                   "  - name: store\n    namespace: s\n    chart: store\n    rules:\n";
+  const Failure no_set = failure_of(rel + "      - {path: a.b}\n");
+  INFO(no_set.message);
+  CHECK(contains(no_set.message, "m.yaml:11"));
+  CHECK(contains(no_set.message, "set"));
+  const Failure extra = failure_of(rel + "      - {path: a.b, set: x, value: y}\n");
+  CHECK(contains(extra.message, "value"));
+  const Failure not_map = failure_of(rel + "      - a.b\n");
+  CHECK(contains(not_map.message, "must be a map"));
+}
+
+TEST_CASE("the example manifests in manifests/ parse") {
+  // tests/data/manifests -> the repository's root.
+  const fs::path root = ferry::test::data_path("manifests").parent_path().parent_path().parent_path() / "manifests";
+  for (const char* name : {"example.yaml", "aistor.yaml", "datachain.yaml"}) {
+    CAPTURE(name);
+    const auto m = load_bundle_manifest(root / name);
+    CHECK_FALSE(m.images.empty());
+    CHECK_FALSE(m.charts.empty());
+  }
+  const auto aistor = load_bundle_manifest(root / "aistor.yaml");
+  const auto releases = nlohmann::json::parse(aistor.releases_json);
+  REQUIRE(releases.size() == 2);
+  CHECK(releases[1]["rules"].size() == 2);
+  CHECK(releases[1]["set"]["license"] == "");
+}
+
 } // TEST_SUITE
