@@ -7,6 +7,7 @@
 #include "bundle/signing.hpp"
 #include "bundle/tar_writer.hpp"
 #include "chart/chart_archive.hpp"
+#include "chart_pull.hpp"
 #include "core/background_sink.hpp"
 #include "core/encoding.hpp"
 #include "core/error.hpp"
@@ -126,10 +127,6 @@ std::string oci_tag(std::string version) {
   return version;
 }
 
-bool looks_like_constraint(const std::string& version) {
-  return version.find_first_of("^~<>=*xX|, ") != std::string::npos;
-}
-
 std::string mode_text(unsigned mode) {
   char buffer[8];
   std::snprintf(buffer, sizeof buffer, "%04o", mode & 07777);
@@ -209,26 +206,26 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     });
   }
 
-  // Charts, stored as Helm OCI artifacts.
+  // Charts, from repositories or the disk (dependencies vendored), stored as Helm OCI
+  // artifacts. Chart repositories are reached with the same TLS options and credentials
+  // as the source registries.
+  std::unique_ptr<ChartPuller> chart_puller;
   for (const auto& chart : manifest.charts) {
     const std::string where = manifest_name + ":" + std::to_string(chart.line);
     core::with_context("packing chart " + chart.name + " (" + where + ")", [&] {
-      if (chart.path.empty()) {
-        throw core::UsageError("chart " + chart.name + " comes from repository " + chart.repo +
-                                   "; this ferry version packs local charts only",
-                               "download it first (`helm pull`) and give `path: CHART.tgz`");
+      if (!chart_puller) {
+        chart_puller = std::make_unique<ChartPuller>(
+            ChartPullOptions{.client = options.pull.client, .include_prereleases = false, .mtime = options.source_date_epoch},
+            log);
       }
-      const chart::PackagedChart packaged = chart::load_chart(manifest.resolve(chart.path), options.source_date_epoch);
+      const PulledChart pulled = chart.path.empty() ? chart_puller->pull(chart.repo, chart.name, chart.version)
+                                                    : chart_puller->load(manifest.resolve(chart.path), chart.version);
+      const chart::PackagedChart& packaged = pulled.chart;
       const auto& meta = packaged.metadata;
       if (meta.name != chart.name) {
         throw core::UsageError("chart at " + chart.path + " is named " + meta.name + " in its Chart.yaml, but the manifest calls it " +
                                    chart.name,
                                "use `name: " + meta.name + "` in the manifest");
-      }
-      if (!chart.version.empty() && !looks_like_constraint(chart.version) && chart.version != meta.version) {
-        throw core::UsageError("chart " + chart.name + " at " + chart.path + " has version " + meta.version +
-                                   ", the manifest asks for " + chart.version,
-                               "update `version:` in the manifest or use the chart it names");
       }
       if (chart.images_auto) {
         log.warning("chart " + chart.name + ": `images: auto` discovery is not available in this version; list the images "
@@ -243,7 +240,8 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
       m.annotations = {{"org.opencontainers.image.title", meta.name}, {"org.opencontainers.image.version", meta.version}};
       const std::string manifest_json = oci::to_json(m);
       const oci::StoredBlob stored_manifest = store.put_bytes(manifest_json);
-      const std::string origin = "chart " + chart.path;
+      const std::string source = chart.path.empty() ? chart.repo : chart.path;
+      const std::string origin = "chart " + pulled.origin.source;
       plan.add_stored(store, config, std::string(oci::media_type::helm_config), origin);
       plan.add_stored(store, archive, std::string(oci::media_type::helm_chart), origin);
       plan.add_stored(store, stored_manifest, std::string(oci::media_type::oci_manifest), origin);
@@ -251,10 +249,26 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
       plan.add_root(oci::Descriptor{std::string(oci::media_type::oci_manifest), stored_manifest.digest, stored_manifest.size,
                                     {}, {}, {}, {}},
                     ref);
-      descriptor.charts.push_back(bundle::ChartRecord{meta.name, meta.version, chart.path, ref, stored_manifest.digest,
-                                                      archive.digest, config.size + archive.size + stored_manifest.size,
-                                                      chart.images});
-      log.info("chart " + ref + " from " + chart.path + ": " + std::to_string(archive.size) + " bytes");
+      bundle::ChartRecord record;
+      record.name = meta.name;
+      record.version = meta.version;
+      record.source = source;
+      record.ref = ref;
+      record.digest = stored_manifest.digest;
+      record.archive_digest = archive.digest;
+      record.size = config.size + archive.size + stored_manifest.size;
+      record.images = chart.images;
+      if (chart.path.empty()) record.source_url = pulled.origin.source;
+      record.upstream_digest = core::Digest::try_parse(pulled.origin.upstream_digest);
+      for (const auto& dep : pulled.dependencies) {
+        record.dependencies.push_back(bundle::ChartDependencyRecord{dep.name, dep.version, dep.source,
+                                                                    core::Digest::parse(dep.upstream_digest)});
+      }
+      descriptor.charts.push_back(std::move(record));
+      log.info("chart " + ref + " from " + (chart.path.empty() ? pulled.origin.source : chart.path) + ": " +
+               std::to_string(archive.size) + " bytes" +
+               (pulled.dependencies.empty() ? std::string()
+                                            : ", " + std::to_string(pulled.dependencies.size()) + " dependencies vendored"));
     });
   }
 

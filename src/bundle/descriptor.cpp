@@ -83,14 +83,25 @@ std::string to_json(const BundleDescriptor& d) {
 
   json charts = json::array();
   for (const auto& c : d.charts) {
-    charts.push_back({{"name", c.name},
-                      {"version", c.version},
-                      {"source", c.source},
-                      {"ref", c.ref},
-                      {"digest", c.digest.str()},
-                      {"archiveDigest", c.archive_digest.str()},
-                      {"size", c.size},
-                      {"images", c.images}});
+    json o = {{"name", c.name},
+              {"version", c.version},
+              {"source", c.source},
+              {"ref", c.ref},
+              {"digest", c.digest.str()},
+              {"archiveDigest", c.archive_digest.str()},
+              {"size", c.size},
+              {"images", c.images}};
+    if (!c.source_url.empty()) o["sourceUrl"] = c.source_url;
+    if (c.upstream_digest) o["upstreamDigest"] = c.upstream_digest->str();
+    if (!c.dependencies.empty()) {
+      json dependencies = json::array();
+      for (const auto& dep : c.dependencies) {
+        dependencies.push_back(
+            {{"name", dep.name}, {"version", dep.version}, {"source", dep.source}, {"digest", dep.digest.str()}});
+      }
+      o["dependencies"] = std::move(dependencies);
+    }
+    charts.push_back(std::move(o));
   }
   j["charts"] = std::move(charts);
 
@@ -239,8 +250,26 @@ BundleDescriptor parse_descriptor(std::string_view bytes) {
   const json& charts = top.array("charts");
   for (std::size_t i = 0; i < charts.size(); ++i) {
     const Reader r(charts[i], top.item("charts", i));
-    d.charts.push_back(ChartRecord{r.string("name"), r.string("version"), r.string("source"), r.string("ref"),
-                                   r.digest("digest"), r.digest("archiveDigest"), r.size("size"), r.strings("images")});
+    ChartRecord rec;
+    rec.name = r.string("name");
+    rec.version = r.string("version");
+    rec.source = r.string("source");
+    rec.ref = r.string("ref");
+    rec.digest = r.digest("digest");
+    rec.archive_digest = r.digest("archiveDigest");
+    rec.size = r.size("size");
+    rec.images = r.strings("images");
+    rec.source_url = r.optional_string("sourceUrl").value_or(std::string());
+    if (!r.field("upstreamDigest", false).is_null()) rec.upstream_digest = r.digest("upstreamDigest");
+    if (const json& deps = r.field("dependencies", false); !deps.is_null()) {
+      const json& list = r.array("dependencies");
+      for (std::size_t k = 0; k < list.size(); ++k) {
+        const Reader dep(list[k], r.item("dependencies", k));
+        rec.dependencies.push_back(
+            ChartDependencyRecord{dep.string("name"), dep.string("version"), dep.string("source"), dep.digest("digest")});
+      }
+    }
+    d.charts.push_back(std::move(rec));
   }
   const json& files = top.array("files");
   for (std::size_t i = 0; i < files.size(); ++i) {

@@ -48,6 +48,14 @@ struct ImageRecord {
   std::uint64_t size = 0; // all of its blobs, shared ones included
 };
 
+// A chart dependency that pack fetched and vendored into the chart's charts/.
+struct ChartDependencyRecord {
+  std::string name;
+  std::string version;
+  std::string source;  // the .tgz URL, "oci://HOST/PATH/NAME:TAG" or the local path it came from
+  core::Digest digest; // of its archive as fetched (the bytes now in charts/)
+};
+
 struct ChartRecord {
   std::string name;
   std::string version;
@@ -57,6 +65,11 @@ struct ChartRecord {
   core::Digest archive_digest; // the chart .tgz layer
   std::uint64_t size = 0;
   std::vector<std::string> images; // images the chart needs, as declared
+  // Origin; optional in ferry.json (bundles of earlier ferry versions lack them).
+  // (Default member initialisers keep positional aggregate initialisation warning-free.)
+  std::string source_url = {}; // the .tgz URL or "oci://HOST/PATH/NAME:TAG" fetched; empty for local charts
+  std::optional<core::Digest> upstream_digest = std::nullopt; // the archive as fetched or read, before any vendoring
+  std::vector<ChartDependencyRecord> dependencies = {}; // vendored by pack (not those the chart carried)
 };
 
 struct FileRecord {

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <string_view>
 #include <system_error>
 
@@ -169,6 +170,24 @@ ChartMetadata parse_chart_yaml(const std::string& text, const std::string& what)
   if (meta.name == "." || meta.name == ".." || meta.name.find_first_of("/\\") != std::string::npos) {
     throw UsageError(what + ": chart name '" + meta.name + "' is not a valid directory name");
   }
+  const YAML::Node dependencies = root["dependencies"];
+  if (dependencies.IsDefined() && !dependencies.IsNull()) {
+    if (!dependencies.IsSequence()) {
+      throw UsageError(what + ":" + std::to_string(dependencies.Mark().line + 1) + ": 'dependencies' must be a list");
+    }
+    for (const auto& item : dependencies) {
+      const std::string where = what + ":" + std::to_string(item.Mark().line + 1);
+      if (!item.IsMap()) throw UsageError(where + ": an item of 'dependencies' must be a map");
+      ChartDependency dependency{string_field(item, "name", what), string_field(item, "version", what),
+                                 string_field(item, "repository", what), string_field(item, "alias", what)};
+      if (dependency.name.empty()) throw UsageError(where + ": a dependency has no 'name'");
+      if (dependency.name == "." || dependency.name == ".." ||
+          dependency.name.find_first_of("/\\") != std::string::npos) {
+        throw UsageError(where + ": dependency name '" + dependency.name + "' is not a valid chart name");
+      }
+      meta.dependencies.push_back(std::move(dependency));
+    }
+  }
   const YAML::Node annotations = root["annotations"];
   if (annotations.IsDefined() && !annotations.IsNull()) {
     if (!annotations.IsMap()) {
@@ -231,6 +250,84 @@ std::string read_entry_data(archive* a, std::size_t size, const std::string& wha
     done += static_cast<std::size_t>(n);
   }
   return data;
+}
+
+// One regular file of a chart archive, as scan_chart_archive() meets it.
+struct ScannedFile {
+  std::string entry_path; // as in the tar ("mychart/templates/x.yaml")
+  std::string rel;        // below the top directory ("templates/x.yaml")
+  std::uint64_t size = 0;
+  bool executable = false;
+  std::function<std::string()> read; // its data; call at most once, before the next file
+};
+
+// Walks a chart archive (gzip tar, one top directory) with every check that
+// read_chart_archive() promises, handing each regular file to `on_file`. Returns the
+// name of the top directory.
+std::string scan_chart_archive(const std::string& bytes, const std::string& shown,
+                               const std::function<void(const ScannedFile&)>& on_file) {
+  if (bytes.size() < 2 || static_cast<unsigned char>(bytes[0]) != 0x1f || static_cast<unsigned char>(bytes[1]) != 0x8b) {
+    throw UsageError(shown + " is not a gzip-compressed chart archive", "give a .tgz written by `helm package` or a chart directory");
+  }
+  if (bytes.size() > k_max_chart_size) {
+    throw UsageError(shown + " is larger than the limit of " + std::to_string(k_max_chart_size >> 20) + " MiB");
+  }
+
+  const Utf8Locale utf8_locale;
+  ArchiveReader reader(archive_read_new());
+  if (!reader) throw core::Error(core::ExitCode::failure, "archive_read_new failed");
+  archive* a = reader.get();
+  if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_format_tar(a) != ARCHIVE_OK ||
+      archive_read_open_memory(a, bytes.data(), bytes.size()) != ARCHIVE_OK) {
+    throw UsageError(shown + " is not a valid chart archive: " + archive_error(a));
+  }
+
+  std::string top;
+  std::uint64_t unpacked = 0;
+  while (true) {
+    archive_entry* entry = nullptr;
+    const int r = archive_read_next_header(a, &entry);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) throw UsageError(shown + " is not a valid chart archive: " + archive_error(a));
+    const char* raw_path = archive_entry_pathname_utf8(entry);
+    if (!raw_path) raw_path = archive_entry_pathname(entry);
+    const std::string path = raw_path ? raw_path : "";
+    const std::vector<std::string> parts = split_entry_path(path, shown);
+    if (top.empty()) {
+      top = parts.front();
+    } else if (parts.front() != top) {
+      throw UsageError(shown + " has more than one top-level directory ('" + top + "' and '" + parts.front() + "')",
+                       "a chart archive holds exactly one directory named after the chart");
+    }
+    const mode_t type = archive_entry_filetype(entry);
+    if (type == AE_IFDIR) continue;
+    if (type != AE_IFREG || archive_entry_hardlink(entry) != nullptr) {
+      throw UsageError(shown + ": entry '" + path + "' is not a regular file or directory (links are not allowed in charts)");
+    }
+    if (parts.size() == 1) {
+      throw UsageError(shown + ": entry '" + path + "' is not inside a chart directory",
+                       "a chart archive holds exactly one directory named after the chart");
+    }
+    const la_int64_t size = archive_entry_size(entry);
+    if (size < 0) throw UsageError(shown + ": entry '" + path + "' has no size");
+    unpacked += static_cast<std::uint64_t>(size);
+    if (unpacked > k_max_unpacked_size) {
+      throw UsageError(shown + " unpacks to more than " + std::to_string(k_max_unpacked_size >> 20) + " MiB");
+    }
+    std::string rel = parts[1];
+    for (std::size_t i = 2; i < parts.size(); ++i) rel += "/" + parts[i];
+    ScannedFile file;
+    file.entry_path = path;
+    file.rel = std::move(rel);
+    file.size = static_cast<std::uint64_t>(size);
+    file.executable = (archive_entry_perm(entry) & 0111) != 0;
+    file.read = [a, &file, &shown] {
+      return read_entry_data(a, static_cast<std::size_t>(file.size), shown + ": " + file.entry_path);
+    };
+    on_file(file);
+  }
+  if (top.empty()) throw UsageError(shown + " is an empty archive");
+  return top;
 }
 
 // --- packaging ------------------------------------------------------------------------
@@ -427,79 +524,158 @@ la_ssize_t write_callback(archive* a, void* client, const void* buffer, size_t l
   return static_cast<la_ssize_t>(length);
 }
 
+// Writes chart entries the reproducible way (see package_chart_directory) into memory.
+class ChartArchiveWriter {
+public:
+  ChartArchiveWriter(std::string shown, std::int64_t mtime)
+      : m_shown(std::move(shown)), m_mtime(mtime), m_writer(archive_write_new()) {
+    if (!m_writer) throw core::Error(core::ExitCode::failure, "archive_write_new failed");
+    archive* a = m_writer.get();
+    // pax_restricted writes plain ustar headers and adds pax records only for what ustar
+    // cannot hold (long paths). The gzip header gets no timestamp (libarchive never writes
+    // the original file name), and the last block is not padded, so the same files give
+    // the same bytes whenever they are packaged.
+    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK || archive_write_add_filter_gzip(a) != ARCHIVE_OK ||
+        archive_write_set_filter_option(a, "gzip", "timestamp", nullptr) != ARCHIVE_OK ||
+        archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+        archive_write_open(a, &m_output, nullptr, write_callback, nullptr) != ARCHIVE_OK) {
+      throw core::Error(core::ExitCode::failure,
+                        "cannot set up the archive writer for chart " + m_shown + ": " + archive_error(a));
+    }
+  }
+  ChartArchiveWriter(const ChartArchiveWriter&) = delete; // libarchive's callback points at m_output
+  ChartArchiveWriter& operator=(const ChartArchiveWriter&) = delete;
+
+  // One regular file; `entry_path` includes the top directory ("mychart/values.yaml").
+  void add(const std::string& entry_path, const std::string& content, bool executable) {
+    m_unpacked += content.size();
+    if (m_unpacked > k_max_unpacked_size) {
+      throw UsageError("chart " + m_shown + " holds more than " + std::to_string(k_max_unpacked_size >> 20) + " MiB of files",
+                       "list large files that the chart does not need in .helmignore");
+    }
+    archive* a = m_writer.get();
+    ArchiveEntry entry(archive_entry_new());
+    if (!entry) throw core::Error(core::ExitCode::failure, "archive_entry_new failed");
+    archive_entry_set_pathname(entry.get(), entry_path.c_str());
+    archive_entry_set_filetype(entry.get(), AE_IFREG);
+    archive_entry_set_perm(entry.get(), executable ? 0755 : 0644);
+    archive_entry_set_size(entry.get(), static_cast<la_int64_t>(content.size()));
+    archive_entry_set_mtime(entry.get(), static_cast<time_t>(m_mtime), 0);
+    archive_entry_set_uid(entry.get(), 0);
+    archive_entry_set_gid(entry.get(), 0);
+    if (archive_write_header(a, entry.get()) < ARCHIVE_OK) fail("writing chart entry " + entry_path);
+    if (!content.empty() &&
+        archive_write_data(a, content.data(), content.size()) != static_cast<la_ssize_t>(content.size())) {
+      fail("writing chart entry " + entry_path);
+    }
+  }
+
+  std::string finish() {
+    if (archive_write_close(m_writer.get()) != ARCHIVE_OK) fail("finishing chart archive " + m_shown);
+    return std::move(m_output.bytes);
+  }
+
+private:
+  [[noreturn]] void fail(const std::string& doing) {
+    if (m_output.too_large) {
+      throw UsageError("chart " + m_shown + " packages to more than " + std::to_string(k_max_chart_size >> 20) + " MiB");
+    }
+    throw core::Error(core::ExitCode::failure, doing + ": " + archive_error(m_writer.get()));
+  }
+
+  std::string m_shown;
+  std::int64_t m_mtime;
+  std::uint64_t m_unpacked = 0;
+  ArchiveOutput m_output;
+  const Utf8Locale m_utf8_locale; // before the writer: in force while it writes
+  ArchiveWriter m_writer;
+};
+
 } // namespace
 
-PackagedChart read_chart_archive(const fs::path& tgz) {
-  const std::string shown = core::display(tgz);
+PackagedChart read_chart_archive(std::string bytes, const std::string& display) {
   PackagedChart chart;
-  chart.archive = read_limited(tgz, k_max_chart_size, "chart archive");
-  const std::string& bytes = chart.archive;
-  if (bytes.size() < 2 || static_cast<unsigned char>(bytes[0]) != 0x1f || static_cast<unsigned char>(bytes[1]) != 0x8b) {
-    throw UsageError(shown + " is not a gzip-compressed chart archive", "give a .tgz written by `helm package` or a chart directory");
-  }
-
-  const Utf8Locale utf8_locale;
-  ArchiveReader reader(archive_read_new());
-  if (!reader) throw core::Error(core::ExitCode::failure, "archive_read_new failed");
-  archive* a = reader.get();
-  if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_format_tar(a) != ARCHIVE_OK ||
-      archive_read_open_memory(a, bytes.data(), bytes.size()) != ARCHIVE_OK) {
-    throw UsageError(shown + " is not a valid chart archive: " + archive_error(a));
-  }
-
-  std::string top;
+  chart.archive = std::move(bytes);
   std::string chart_yaml;
   bool have_chart_yaml = false;
-  std::uint64_t unpacked = 0;
-  while (true) {
-    archive_entry* entry = nullptr;
-    const int r = archive_read_next_header(a, &entry);
-    if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) throw UsageError(shown + " is not a valid chart archive: " + archive_error(a));
-    const char* raw_path = archive_entry_pathname_utf8(entry);
-    if (!raw_path) raw_path = archive_entry_pathname(entry);
-    const std::string path = raw_path ? raw_path : "";
-    const std::vector<std::string> parts = split_entry_path(path, shown);
-    if (top.empty()) {
-      top = parts.front();
-    } else if (parts.front() != top) {
-      throw UsageError(shown + " has more than one top-level directory ('" + top + "' and '" + parts.front() + "')",
-                       "a chart archive holds exactly one directory named after the chart");
+  const std::string top = scan_chart_archive(chart.archive, display, [&](const ScannedFile& file) {
+    if (file.rel != "Chart.yaml") return;
+    if (have_chart_yaml) throw UsageError(display + " holds " + file.entry_path + " twice");
+    if (file.size > k_max_chart_yaml_size) {
+      throw UsageError(display + ": " + file.entry_path + " is larger than " + std::to_string(k_max_chart_yaml_size >> 20) +
+                       " MiB");
     }
-    const mode_t type = archive_entry_filetype(entry);
-    if (type == AE_IFDIR) continue;
-    if (type != AE_IFREG || archive_entry_hardlink(entry) != nullptr) {
-      throw UsageError(shown + ": entry '" + path + "' is not a regular file or directory (links are not allowed in charts)");
-    }
-    if (parts.size() == 1) {
-      throw UsageError(shown + ": entry '" + path + "' is not inside a chart directory",
-                       "a chart archive holds exactly one directory named after the chart");
-    }
-    const la_int64_t size = archive_entry_size(entry);
-    if (size < 0) throw UsageError(shown + ": entry '" + path + "' has no size");
-    unpacked += static_cast<std::uint64_t>(size);
-    if (unpacked > k_max_unpacked_size) {
-      throw UsageError(shown + " unpacks to more than " + std::to_string(k_max_unpacked_size >> 20) + " MiB");
-    }
-    if (parts.size() == 2 && parts[1] == "Chart.yaml") {
-      if (have_chart_yaml) throw UsageError(shown + " holds " + path + " twice");
-      if (static_cast<std::uint64_t>(size) > k_max_chart_yaml_size) {
-        throw UsageError(shown + ": " + path + " is larger than " + std::to_string(k_max_chart_yaml_size >> 20) + " MiB");
-      }
-      chart_yaml = read_entry_data(a, static_cast<std::size_t>(size), shown + ": " + path);
-      have_chart_yaml = true;
-    }
-  }
-  if (top.empty()) throw UsageError(shown + " is an empty archive");
+    chart_yaml = file.read();
+    have_chart_yaml = true;
+  });
   if (!have_chart_yaml) {
-    throw UsageError(shown + " has no " + top + "/Chart.yaml", "is it a Helm chart archive? `helm package DIR` writes one");
+    throw UsageError(display + " has no " + top + "/Chart.yaml", "is it a Helm chart archive? `helm package DIR` writes one");
   }
-  chart.metadata = parse_chart_yaml(chart_yaml, shown + ": " + top + "/Chart.yaml");
+  chart.metadata = parse_chart_yaml(chart_yaml, display + ": " + top + "/Chart.yaml");
   if (chart.metadata.name != top) {
-    throw UsageError(shown + ": top directory '" + top + "' does not match the chart name '" + chart.metadata.name +
+    throw UsageError(display + ": top directory '" + top + "' does not match the chart name '" + chart.metadata.name +
                      "' in " + top + "/Chart.yaml");
   }
   return chart;
+}
+
+PackagedChart read_chart_archive(const fs::path& tgz) {
+  return read_chart_archive(read_limited(tgz, k_max_chart_size, "chart archive"), core::display(tgz));
+}
+
+std::vector<ArchiveFile> read_chart_files(const std::string& archive, const std::string& display) {
+  std::vector<ArchiveFile> files;
+  scan_chart_archive(archive, display, [&](const ScannedFile& file) {
+    files.push_back(ArchiveFile{.path = file.rel, .data = file.read(), .executable = file.executable});
+  });
+  return files;
+}
+
+ChartMetadata parse_chart_metadata(const std::string& chart_yaml, const std::string& what) {
+  if (chart_yaml.size() > k_max_chart_yaml_size) {
+    throw UsageError(what + " is larger than " + std::to_string(k_max_chart_yaml_size >> 20) + " MiB");
+  }
+  return parse_chart_yaml(chart_yaml, what);
+}
+
+std::vector<ChartDependency> parse_chart_lock(const std::string& text, const std::string& what) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw UsageError(what + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                         ": YAML syntax error: " + e.msg,
+                     "regenerate it with `helm dependency update`");
+  }
+  if (!root.IsMap()) throw UsageError(what + " is not a YAML map", "regenerate it with `helm dependency update`");
+  std::vector<ChartDependency> out;
+  const YAML::Node dependencies = root["dependencies"];
+  if (!dependencies.IsDefined() || dependencies.IsNull()) return out;
+  if (!dependencies.IsSequence()) {
+    throw UsageError(what + ":" + std::to_string(dependencies.Mark().line + 1) + ": 'dependencies' must be a list");
+  }
+  for (const auto& item : dependencies) {
+    if (!item.IsMap()) {
+      throw UsageError(what + ":" + std::to_string(item.Mark().line + 1) + ": an item of 'dependencies' must be a map");
+    }
+    out.push_back(ChartDependency{string_field(item, "name", what), string_field(item, "version", what),
+                                  string_field(item, "repository", what), {}});
+  }
+  return out;
+}
+
+std::string write_chart_archive(const std::string& name, std::vector<ArchiveFile> files, std::int64_t mtime,
+                                const std::string& display) {
+  std::sort(files.begin(), files.end(), [](const ArchiveFile& x, const ArchiveFile& y) { return x.path < y.path; });
+  for (std::size_t i = 1; i < files.size(); ++i) {
+    if (files[i].path == files[i - 1].path) throw UsageError("chart " + display + " would hold " + files[i].path + " twice");
+  }
+  ChartArchiveWriter writer(display, mtime);
+  for (const auto& file : files) {
+    split_entry_path(file.path, display); // the same path rules as for reading
+    writer.add(name + "/" + file.path, file.data, file.executable);
+  }
+  return writer.finish();
 }
 
 PackagedChart package_chart_directory(const fs::path& dir, std::int64_t mtime) {
@@ -526,54 +702,11 @@ PackagedChart package_chart_directory(const fs::path& dir, std::int64_t mtime) {
     throw UsageError(shown + "/.helmignore excludes Chart.yaml", "a chart cannot be packaged without its Chart.yaml");
   }
 
-  ArchiveOutput output;
-  const Utf8Locale utf8_locale;
-  ArchiveWriter writer(archive_write_new());
-  if (!writer) throw core::Error(core::ExitCode::failure, "archive_write_new failed");
-  archive* a = writer.get();
-  // pax_restricted writes plain ustar headers and adds pax records only for what ustar
-  // cannot hold (long paths). The gzip header gets no timestamp (libarchive never writes
-  // the original file name), and the last block is not padded, so the same files give
-  // the same bytes whenever they are packaged.
-  if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK || archive_write_add_filter_gzip(a) != ARCHIVE_OK ||
-      archive_write_set_filter_option(a, "gzip", "timestamp", nullptr) != ARCHIVE_OK ||
-      archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-      archive_write_open(a, &output, nullptr, write_callback, nullptr) != ARCHIVE_OK) {
-    throw core::Error(core::ExitCode::failure, "cannot set up the archive writer for chart " + shown + ": " + archive_error(a));
-  }
-
-  const auto fail = [&](const std::string& doing) {
-    if (output.too_large) {
-      throw UsageError("chart " + shown + " packages to more than " + std::to_string(k_max_chart_size >> 20) + " MiB");
-    }
-    throw core::Error(core::ExitCode::failure, doing + ": " + archive_error(a));
-  };
-  std::uint64_t unpacked = 0;
+  ChartArchiveWriter writer(shown, mtime);
   for (const auto& file : files) {
-    const std::string content = read_limited(file.path, k_max_chart_size, "file");
-    unpacked += content.size();
-    if (unpacked > k_max_unpacked_size) {
-      throw UsageError("chart " + shown + " holds more than " + std::to_string(k_max_unpacked_size >> 20) + " MiB of files",
-                       "list large files that the chart does not need in .helmignore");
-    }
-    const std::string entry_path = chart.metadata.name + "/" + file.rel;
-    ArchiveEntry entry(archive_entry_new());
-    if (!entry) throw core::Error(core::ExitCode::failure, "archive_entry_new failed");
-    archive_entry_set_pathname(entry.get(), entry_path.c_str());
-    archive_entry_set_filetype(entry.get(), AE_IFREG);
-    archive_entry_set_perm(entry.get(), file.executable ? 0755 : 0644);
-    archive_entry_set_size(entry.get(), static_cast<la_int64_t>(content.size()));
-    archive_entry_set_mtime(entry.get(), static_cast<time_t>(mtime), 0);
-    archive_entry_set_uid(entry.get(), 0);
-    archive_entry_set_gid(entry.get(), 0);
-    if (archive_write_header(a, entry.get()) < ARCHIVE_OK) fail("writing chart entry " + entry_path);
-    if (!content.empty() &&
-        archive_write_data(a, content.data(), content.size()) != static_cast<la_ssize_t>(content.size())) {
-      fail("writing chart entry " + entry_path);
-    }
+    writer.add(chart.metadata.name + "/" + file.rel, read_limited(file.path, k_max_chart_size, "file"), file.executable);
   }
-  if (archive_write_close(a) != ARCHIVE_OK) fail("finishing chart archive " + shown);
-  chart.archive = std::move(output.bytes);
+  chart.archive = writer.finish();
   return chart;
 }
 

@@ -10,6 +10,14 @@
 
 namespace ferry::chart {
 
+// One entry of `dependencies:` in Chart.yaml.
+struct ChartDependency {
+  std::string name;
+  std::string version;    // a constraint ("~1.2.0"); empty: any
+  std::string repository; // https://…, http://…, oci://…, file://PATH, @NAME or alias:NAME; may be empty
+  std::string alias;
+};
+
 struct ChartMetadata {
   std::string api_version; // "v2" (Helm 3) or "v1"
   std::string name;
@@ -18,6 +26,7 @@ struct ChartMetadata {
   std::string description;
   std::string type;        // "application" / "library" / empty
   std::map<std::string, std::string> annotations;
+  std::vector<ChartDependency> dependencies;
   // Chart.yaml as compact JSON with sorted keys: the Helm OCI config blob
   // (application/vnd.cncf.helm.config.v1+json), as `helm push` writes it.
   std::string config_json;
@@ -32,12 +41,41 @@ struct PackagedChart {
 // default at install; we allow more for vendored dependencies).
 inline constexpr std::size_t k_max_chart_size = 64u << 20;
 
+// One regular file of a chart, by its path below the chart's directory ("values.yaml",
+// "charts/redis-17.0.0.tgz").
+struct ArchiveFile {
+  std::string path;
+  std::string data;
+  bool executable = false; // any execute bit set
+};
+
 // Reads a chart archive as `helm package` writes it: gzip tar, one top directory named
 // after the chart, holding Chart.yaml. The bytes are kept as given. A file that is not
 // such an archive, or whose Chart.yaml lacks name or version, or whose top directory
 // differs from the chart name, is a UsageError naming the file and what is wrong.
 // Entries with absolute paths or ".." are refused.
 PackagedChart read_chart_archive(const std::filesystem::path& tgz);
+// The same for archive bytes in memory (a download); `display` names them in messages
+// (the URL). At most k_max_chart_size bytes.
+PackagedChart read_chart_archive(std::string bytes, const std::string& display);
+
+// Every regular file of a chart archive, in archive order, with the checks of
+// read_chart_archive (UsageError naming `display`).
+std::vector<ArchiveFile> read_chart_files(const std::string& archive, const std::string& display);
+
+// Parses the text of a Chart.yaml (as read_chart_archive does); UsageError naming `what`.
+ChartMetadata parse_chart_metadata(const std::string& chart_yaml, const std::string& what);
+
+// The dependencies a Chart.lock pins (name, exact version, repository); UsageError
+// naming `what` for a lock that is not YAML or not shaped like one.
+std::vector<ChartDependency> parse_chart_lock(const std::string& text, const std::string& what);
+
+// Writes `files` as the archive of chart `name` ("NAME/PATH" entries) the way
+// package_chart_directory does: sorted by path, mtime `mtime`, uid/gid 0, modes 0644 or
+// 0755, gzip without name or timestamp. UsageError for a path given twice or one that is
+// not a normalised relative path, or when the result exceeds k_max_chart_size.
+std::string write_chart_archive(const std::string& name, std::vector<ArchiveFile> files, std::int64_t mtime,
+                                const std::string& display);
 
 // Packages a chart directory like `helm package` (honouring .helmignore: Helm's
 // patterns, comments, negation not supported by Helm either), but reproducibly: entries

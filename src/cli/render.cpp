@@ -38,7 +38,11 @@ void print_bundle(Output& out, const bundle::BundleDescriptor& d, const bundle::
   }
   if (!d.charts.empty()) out.result(fmt::format("charts     {}", d.charts.size()));
   for (const auto& c : d.charts) {
-    out.result(fmt::format("  {} {}  {}  {}", c.name, c.version, c.digest.short_str(), human_bytes(c.size)));
+    out.result(fmt::format("  {} {}  {}  {}  from {}", c.name, c.version, c.digest.short_str(), human_bytes(c.size),
+                           c.source_url.empty() ? c.source : c.source_url));
+    for (const auto& dep : c.dependencies) {
+      out.result(fmt::format("    + {} {} vendored from {}", dep.name, dep.version, dep.source));
+    }
   }
   if (!d.files.empty()) out.result(fmt::format("files      {}", d.files.size()));
   for (const auto& f : d.files) {
@@ -56,9 +60,23 @@ json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck
   }
   json charts = json::array();
   for (const auto& c : d.charts) {
-    charts.push_back({{"name", c.name}, {"version", c.version}, {"ref", c.ref}, {"source", c.source},
-                      {"digest", c.digest.str()}, {"archiveDigest", c.archive_digest.str()}, {"size", c.size},
-                      {"images", c.images}});
+    json o = {{"name", c.name},
+              {"version", c.version},
+              {"ref", c.ref},
+              {"source", c.source},
+              {"digest", c.digest.str()},
+              {"archiveDigest", c.archive_digest.str()},
+              {"size", c.size},
+              {"images", c.images}};
+    if (!c.source_url.empty()) o["sourceUrl"] = c.source_url;
+    if (c.upstream_digest) o["upstreamDigest"] = c.upstream_digest->str();
+    json dependencies = json::array();
+    for (const auto& dep : c.dependencies) {
+      dependencies.push_back(
+          {{"name", dep.name}, {"version", dep.version}, {"source", dep.source}, {"digest", dep.digest.str()}});
+    }
+    o["dependencies"] = std::move(dependencies);
+    charts.push_back(std::move(o));
   }
   json files = json::array();
   for (const auto& f : d.files) {
