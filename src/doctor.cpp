@@ -128,9 +128,12 @@ std::vector<DoctorCheck> run_doctor(const DoctorOptions& options, core::LogSink&
                                  (options.client.tls.plain_http ? " (plain HTTP)" : ", TLS certificate trusted") +
                                  ", authentication accepted");
     } catch (const core::Error& e) {
-      ok = add("api", Status::failed, first_line(e),
-               "a TLS problem needs --ca-file CA.pem (or --insecure-skip-tls-verify in a lab); a 401 needs "
-               "--username with --password-stdin or a docker login");
+      // The error's own hint is the most specific fix there is.
+      ok = add("api", Status::failed, e.what(),
+               !e.hint().empty() ? e.hint()
+                                 : "a TLS problem needs --ca-file CA.pem (or --insecure-skip-tls-verify in a lab), "
+                                   "a registry that wants client certificates --cert-file and --key-file; a 401 "
+                                   "needs --username with --password-stdin or a docker login");
     }
   } else {
     add("api", Status::skipped, "needs tcp");

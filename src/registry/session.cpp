@@ -188,8 +188,28 @@ Request make_request(Method method, std::string url) {
   return request;
 }
 
+namespace {
+
+// A TLS alert about the client's certificate. With TLS 1.3 the server's refusal arrives
+// after the handshake, on the first read (curl: "SSL_read: ... alert certificate
+// required" / "alert bad certificate"), which curl reports as a receive error: it is no
+// network trouble, and another attempt cannot help.
+bool client_certificate_refused(const Response& response) {
+  const std::string text = lower(response.curl_error);
+  return text.find("alert certificate required") != std::string::npos ||
+         text.find("alert bad certificate") != std::string::npos ||
+         text.find("alert unknown ca") != std::string::npos ||
+         text.find("alert certificate unknown") != std::string::npos ||
+         text.find("alert certificate expired") != std::string::npos ||
+         text.find("alert certificate revoked") != std::string::npos;
+}
+
+} // namespace
+
 Outcome classify(const Response& response) {
-  return response.curl != CURLE_OK ? classify_curl(response.curl) : classify_status(response.status);
+  if (response.curl == CURLE_OK) return classify_status(response.status);
+  if (client_certificate_refused(response)) return Outcome::tls;
+  return classify_curl(response.curl);
 }
 
 std::string resolve_url(const std::string& base, const std::string& location) {
@@ -497,7 +517,7 @@ Response Session::execute(const Call& call, Request request) {
 }
 
 std::string Session::describe(const Response& response) const {
-  if (response.curl != CURLE_OK && classify_curl(response.curl) == Outcome::tls) {
+  if (response.curl != CURLE_OK && classify(response) == Outcome::tls) {
     return "TLS handshake with " + host + " failed: " + response.curl_error;
   }
   if (response.curl != CURLE_OK) return response.curl_error;
@@ -561,6 +581,13 @@ std::string Session::hint_for(Outcome outcome, const Call& call, const Response&
       return "check that the registry runs at " + base +
              " and is reachable from here (proxy settings: HTTPS_PROXY, NO_PROXY)";
     }
+    if (!options.tls.plain_http && options.tls.cert_file.empty() && response.status == 0 &&
+        (response.curl == CURLE_RECV_ERROR || response.curl == CURLE_SEND_ERROR)) {
+      // A registry that requires client certificates may close the connection right after
+      // the handshake before its alert can be read ("getpeername() failed", errno 107).
+      return "the registry closed the connection right after the TLS handshake; if it requires client "
+             "certificates (mutual TLS), pass --cert-file and --key-file, else check its logs";
+    }
     if (response.curl == CURLE_OPERATION_TIMEDOUT) {
       return "the registry stopped answering for " + std::to_string(options.stall_timeout.count()) +
              " s at a time; check its load and logs, or allow more with --timeout (and --retries)";
@@ -572,6 +599,13 @@ std::string Session::hint_for(Outcome outcome, const Call& call, const Response&
       return host + " does not seem to speak HTTPS: pass --plain-http if it serves plain HTTP";
     }
     if (response.curl == CURLE_SSL_CERTPROBLEM) return "check --cert-file and --key-file (PEM, matching each other)";
+    if (client_certificate_refused(response)) {
+      if (options.tls.cert_file.empty()) {
+        return host + " wants a TLS client certificate (mutual TLS): pass --cert-file and --key-file";
+      }
+      return host + " refused the client certificate in --cert-file " + options.tls.cert_file.string() +
+             ": use one signed by a CA the registry trusts for clients (and not expired)";
+    }
     if (response.curl_error.find("expired") != std::string::npos) {
       return "the certificate of " + host + " has expired (or this machine's clock is wrong: check `date`); "
              "renew the registry's certificate";

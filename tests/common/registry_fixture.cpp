@@ -135,9 +135,16 @@ void make_ca(const fs::path& dir, const std::string& name, const std::string& co
             "keyUsage=critical,keyCertSign,cRLSign"});
 }
 
-// Signs `csr` with the CA `ca_name` in `dir` (openssl ca, which can backdate), writing `out`.
-void sign_server_certificate(const fs::path& dir, const std::string& ca_name, const fs::path& csr,
-                             const fs::path& out, bool expired) {
+// What a leaf certificate is for: a TLS server (SAN IP:127.0.0.1, DNS:localhost) or a TLS
+// client (mutual TLS).
+enum class CertUse { server, client };
+// Valid from now for a day, or expired since 2020 (still correctly signed).
+enum class Validity { current, expired };
+
+// Signs `csr` with the CA `ca_name` in `dir` (openssl ca, which can backdate), writing `out`
+// with the extensions of `use`.
+void sign_certificate(const fs::path& dir, const std::string& ca_name, const fs::path& csr, const fs::path& out,
+                      CertUse use, Validity validity) {
   const fs::path db = dir / (ca_name + "-db");
   fs::create_directories(db);
   write_file(db / "index.txt", "");
@@ -153,20 +160,30 @@ void sign_server_certificate(const fs::path& dir, const std::string& ca_name, co
                                        "unique_subject = no\n"
                                        "[any_name]\n"
                                        "commonName = supplied\n");
-  write_file(dir / "server-ext.cnf", "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
-                                     "basicConstraints = critical, CA:FALSE\n"
-                                     "keyUsage = critical, digitalSignature\n"
-                                     "extendedKeyUsage = serverAuth\n");
+  const fs::path extensions = dir / (use == CertUse::server ? "server-ext.cnf" : "client-ext.cnf");
+  write_file(extensions, use == CertUse::server ? "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+                                                  "basicConstraints = critical, CA:FALSE\n"
+                                                  "keyUsage = critical, digitalSignature\n"
+                                                  "extendedKeyUsage = serverAuth\n"
+                                                : "basicConstraints = critical, CA:FALSE\n"
+                                                  "keyUsage = critical, digitalSignature\n"
+                                                  "extendedKeyUsage = clientAuth\n");
   std::vector<std::string> argv{"openssl", "ca", "-batch", "-notext", "-config", (dir / (ca_name + ".cnf")).string(),
                                 "-cert", (dir / (ca_name + ".pem")).string(), "-keyfile",
                                 (dir / (ca_name + ".key")).string(), "-in", csr.string(), "-out", out.string(),
-                                "-extfile", (dir / "server-ext.cnf").string()};
-  if (expired) {
+                                "-extfile", extensions.string()};
+  if (validity == Validity::expired) {
     argv.insert(argv.end(), {"-startdate", "20200101000000Z", "-enddate", "20200102000000Z"});
   } else {
     argv.insert(argv.end(), {"-days", "1"});
   }
   must_run(argv);
+}
+
+// A new EC P-256 key `key` (unencrypted PKCS#8 PEM) and a certificate request for it, `csr`.
+void make_key_and_request(const fs::path& key, const fs::path& csr, const std::string& common_name) {
+  must_run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            key.string(), "-out", csr.string(), "-subj", "/CN=" + common_name});
 }
 
 } // namespace
@@ -228,7 +245,7 @@ std::string must_run(const std::vector<std::string>& argv) {
 }
 
 RegistryServer::RegistryServer(RegistryOptions options) : m_options(std::move(options)) {
-  if (m_options.expired_cert || m_options.foreign_ca) m_options.tls = true;
+  if (m_options.expired_cert || m_options.foreign_ca || m_options.mutual_tls) m_options.tls = true;
   REQUIRE_MESSAGE(!(m_options.htpasswd && m_options.token_auth),
                   "RegistryOptions: htpasswd and token_auth cannot be used together");
   fs::create_directories(dir() / "storage");
@@ -307,7 +324,8 @@ std::vector<std::string> RegistryServer::flags(const std::string& prefix) const 
 }
 
 // CA "ca" (what ca_file() names), and with foreign_ca a second one, "other-ca", that
-// signs the server certificate instead.
+// signs the server certificate instead. With mutual_tls a third, "client-ca", signs the
+// client certificate.
 void RegistryServer::make_certificates() {
   const fs::path pki = dir() / "pki";
   fs::create_directories(pki);
@@ -320,12 +338,23 @@ void RegistryServer::make_certificates() {
   }
   m_server_key = pki / "server.key";
   m_server_cert = pki / "server.pem";
-  must_run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-            m_server_key.string(), "-out", (pki / "server.csr").string(), "-subj", "/CN=localhost"});
-  sign_server_certificate(pki, signer, pki / "server.csr", m_server_cert, m_options.expired_cert);
+  make_key_and_request(m_server_key, pki / "server.csr", "localhost");
+  sign_certificate(pki, signer, pki / "server.csr", m_server_cert, CertUse::server,
+                   m_options.expired_cert ? Validity::expired : Validity::current);
   m_cert_dir = dir() / "skopeo-certs";
   fs::create_directories(m_cert_dir);
   fs::copy_file(m_ca_file, m_cert_dir / "ca.crt", fs::copy_options::overwrite_existing);
+  if (m_options.mutual_tls) {
+    make_ca(pki, "client-ca", "ferry test client CA");
+    m_client_ca_file = pki / "client-ca.pem";
+    m_client_key = pki / "client.key";
+    m_client_cert = pki / "client.pem";
+    make_key_and_request(m_client_key, pki / "client.csr", "ferry test client");
+    sign_certificate(pki, "client-ca", pki / "client.csr", m_client_cert, CertUse::client, Validity::current);
+    // skopeo (containers/image) pairs NAME.cert with NAME.key in its --cert-dir.
+    fs::copy_file(m_client_cert, m_cert_dir / "client.cert", fs::copy_options::overwrite_existing);
+    fs::copy_file(m_client_key, m_cert_dir / "client.key", fs::copy_options::overwrite_existing);
+  }
 }
 
 void RegistryServer::write_config() {
@@ -348,6 +377,11 @@ void RegistryServer::write_config() {
     yaml += "  tls:\n"
             "    certificate: " + yaml_quote(m_server_cert.string()) + "\n"
             "    key: " + yaml_quote(m_server_key.string()) + "\n";
+    // distribution 2.8 turns a non-empty clientcas into tls.RequireAndVerifyClientCert.
+    if (m_options.mutual_tls) {
+      yaml += "    clientcas:\n"
+              "      - " + yaml_quote(m_client_ca_file.string()) + "\n";
+    }
   }
   if (m_options.htpasswd) {
     yaml += "auth:\n"
@@ -394,7 +428,10 @@ RegistryServer::Started RegistryServer::start() {
   log_fd.reset();
 
   try {
-    httplib::Client client(url());
+    // With mutual_tls the registry refuses a handshake without the client certificate.
+    httplib::Client client = m_options.mutual_tls
+                                 ? httplib::Client(url(), m_client_cert.string(), m_client_key.string())
+                                 : httplib::Client(url());
     client.set_connection_timeout(1, 0);
     client.set_read_timeout(2, 0);
     if (m_options.tls) {

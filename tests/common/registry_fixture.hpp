@@ -1,6 +1,7 @@
 // A real container registry for tests: Debian's docker-registry (distribution 2.8) started
-// on 127.0.0.1 with a free port, in plain HTTP, TLS (own CA), basic-auth (htpasswd) or
-// bearer-token (TokenServer) variants, plus skopeo helpers to seed it and read it back.
+// on 127.0.0.1 with a free port, in plain HTTP, TLS (own CA), mutual-TLS, basic-auth
+// (htpasswd) or bearer-token (TokenServer) variants, plus skopeo helpers to seed it and
+// read it back.
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
@@ -26,6 +27,11 @@ struct RegistryOptions {
   // Implies tls: the server's certificate is signed by a second CA; ca_file() is still
   // the first one, so clients that trust ca_file() must refuse the server.
   bool foreign_ca = false;
+  // Implies tls: the registry requires a client certificate signed by a client CA made for
+  // this server (http.tls.clientcas) and refuses a handshake without one. The fixture
+  // makes that certificate (client_cert_file(), client_key_file(); extendedKeyUsage
+  // clientAuth) and presents it itself (startup probe, skopeo flags).
+  bool mutual_tls = false;
   // Basic authentication with username/password (bcrypt htpasswd file). distribution 2.8
   // accepts it over plain HTTP too, so it does not need tls.
   bool htpasswd = false;
@@ -63,9 +69,16 @@ public:
   // PEM of the CA that signed the server certificate (of the first CA with foreign_ca);
   // empty path without tls.
   const std::filesystem::path& ca_file() const noexcept { return m_ca_file; }
-  // A directory holding only ca.crt (a copy of ca_file()), for skopeo's --cert-dir;
-  // empty path without tls.
+  // A directory for skopeo's --cert-dir: ca.crt (a copy of ca_file()), and with mutual_tls
+  // client.cert and client.key (copies of the client certificate and key); empty path
+  // without tls.
   const std::filesystem::path& cert_dir() const noexcept { return m_cert_dir; }
+  // PEM client certificate (EC P-256, signed by the client CA) and its unencrypted PKCS#8
+  // key, for --cert-file / --key-file; empty paths without mutual_tls.
+  const std::filesystem::path& client_cert_file() const noexcept { return m_client_cert; }
+  const std::filesystem::path& client_key_file() const noexcept { return m_client_key; }
+  // PEM of the CA the registry checks client certificates against; empty without mutual_tls.
+  const std::filesystem::path& client_ca_file() const noexcept { return m_client_ca_file; }
   // Working directory: config.yml, storage/, certificates, registry.log.
   const std::filesystem::path& dir() const noexcept { return m_dir.path(); }
   // The server's log (stdout and stderr) so far.
@@ -76,7 +89,8 @@ public:
   TokenServer& token_server() const;
 
   // skopeo flags to reach this registry as it is meant to be reached: --src-tls-verify=false
-  // (plain HTTP) or --src-cert-dir DIR (tls), plus --src-creds USER:PASSWORD with
+  // (plain HTTP) or --src-cert-dir DIR (tls; with mutual_tls it holds the client
+  // certificate too), plus --src-creds USER:PASSWORD with
   // htpasswd or token_auth. The dest variant is the same with --dest-; skopeo_flags() has
   // the unprefixed flags of single-image commands (skopeo inspect, delete, list-tags).
   std::vector<std::string> skopeo_src_flags() const;
@@ -97,6 +111,9 @@ private:
   std::filesystem::path m_cert_dir;
   std::filesystem::path m_server_cert;
   std::filesystem::path m_server_key;
+  std::filesystem::path m_client_ca_file;
+  std::filesystem::path m_client_cert;
+  std::filesystem::path m_client_key;
   std::unique_ptr<TokenServer> m_token_server;
   std::uint16_t m_port = 0;
   int m_pid = -1;

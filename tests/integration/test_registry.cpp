@@ -1,6 +1,6 @@
 // pack from registries and push into registries: real docker-registry servers on
-// 127.0.0.1 (plain HTTP as the source; TLS with htpasswd or token auth as the target),
-// images seeded and read back with skopeo.
+// 127.0.0.1 (plain HTTP or mutual TLS as the source; TLS with htpasswd, token auth or a
+// required client certificate as the target), images seeded and read back with skopeo.
 // SPDX-License-Identifier: Apache-2.0
 #include "common/registry_fixture.hpp"
 #include "common/token_server.hpp"
@@ -27,8 +27,8 @@ struct Source {
   fs::path manifest;
 };
 
-std::unique_ptr<Source> seeded_source(const TestDir& dir) {
-  auto s = std::unique_ptr<Source>(new Source{make_fixtures(dir.path()), RegistryServer(), {}});
+std::unique_ptr<Source> seeded_source(const TestDir& dir, RegistryOptions options = {}) {
+  auto s = std::unique_ptr<Source>(new Source{make_fixtures(dir.path()), RegistryServer(std::move(options)), {}});
   const std::string layout = "oci:" + s->f.layout.string();
   ferry::test::push_with_skopeo(s->server, layout + ":app1", "team/app1:1.0", Platforms::host);
   ferry::test::push_with_skopeo(s->server, layout + ":app2", "team/app2:1.0", Platforms::host);
@@ -43,9 +43,24 @@ std::unique_ptr<Source> seeded_source(const TestDir& dir) {
   return s;
 }
 
+// The flags that reach `server` as it is meant to be reached: --ca-file (TLS) or
+// --plain-http.
+std::vector<std::string> connection_flags(const RegistryServer& server) {
+  if (server.tls()) return {"--ca-file", server.ca_file().string()};
+  return {"--plain-http"};
+}
+
+// --cert-file and --key-file with the client certificate of a mutual-TLS `server`.
+std::vector<std::string> client_cert_flags(const RegistryServer& server) {
+  REQUIRE(!server.client_cert_file().empty());
+  return {"--cert-file", server.client_cert_file().string(), "--key-file", server.client_key_file().string()};
+}
+
 RunResult pack_from(const Source& s, const fs::path& bundle, std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {"pack", "-f", s.manifest.string(), "-o", bundle.string(), "--key",
-                                   s.f.key.string(), "--plain-http"};
+                                   s.f.key.string()};
+  const auto connection = connection_flags(s.server);
+  args.insert(args.end(), connection.begin(), connection.end());
   args.insert(args.end(), extra.begin(), extra.end());
   return run_ferry(args);
 }
@@ -64,12 +79,8 @@ RunResult push_to(const Source& s, const fs::path& bundle, const RegistryServer&
   std::vector<std::string> args = {"push", bundle.string(), "--registry", target.host() + prefix, "--pubkey",
                                    s.f.pub.string(), "--output", "json", "--state-dir",
                                    (s.f.key.parent_path() / "state").string()};
-  if (target.tls()) {
-    args.push_back("--ca-file");
-    args.push_back(target.ca_file().string());
-  } else {
-    args.push_back("--plain-http");
-  }
+  const auto connection = connection_flags(target);
+  args.insert(args.end(), connection.begin(), connection.end());
   args.insert(args.end(), extra.begin(), extra.end());
   return run_ferry(args, {.cwd = {}, .env = {}, .input = "ferry-test-secret\n"});
 }
@@ -241,6 +252,71 @@ TEST_CASE("push through bearer token auth asks for push scopes") {
   CHECK(ferry::test::registry_digest(target, "team/app1:1.0") == ferry::test::registry_digest(s->server, "team/app1:1.0"));
 }
 
+TEST_CASE("pack and push reach registries that require a client certificate with --cert-file and --key-file") {
+  require_tools(k_tools);
+  TestDir dir;
+  // pack from a mutual-TLS source: the bundle holds the source's digests.
+  auto s = seeded_source(dir, {.mutual_tls = true});
+  const fs::path bundle = dir / "reg.tar.zst";
+  const RunResult pack = pack_from(*s, bundle, client_cert_flags(s->server));
+  INFO(pack.err);
+  REQUIRE(pack.exit_code == 0);
+  const json info = json::parse(run_ferry({"inspect", bundle.string(), "--output", "json"}).out);
+  REQUIRE(info["images"].size() == 3);
+  for (const auto& image : info["images"]) {
+    const std::string ref = image["ref"];
+    CAPTURE(ref);
+    CHECK(image["digest"] == ferry::test::registry_digest(s->server, ref.substr(ref.find('/') + 1)));
+  }
+
+  // push into a mutual-TLS target: skopeo (presenting the client certificate too) reads
+  // every image back with the source's digest and copies it out, blobs and all.
+  RegistryServer target({.mutual_tls = true});
+  const RunResult push = push_to(*s, bundle, target, "/mirror", client_cert_flags(target));
+  INFO(push.err);
+  REQUIRE(push.exit_code == 0);
+  CHECK(json::parse(push.out)["blobs"]["uploaded"].get<int>() > 0);
+  for (const auto& [repo, tag] : {std::pair{"team/app1", "1.0"}, {"team/app2", "1.0"}, {"team/multi", "2.0"}}) {
+    const std::string repo_tag = std::string(repo) + ":" + tag;
+    CAPTURE(repo_tag);
+    CHECK(ferry::test::registry_digest(target, "mirror/" + repo_tag) ==
+          ferry::test::registry_digest(s->server, repo_tag));
+    std::vector<std::string> copy = {"skopeo", "copy", "--quiet", "--all"};
+    for (const auto& flag : target.skopeo_src_flags()) copy.push_back(flag);
+    copy.push_back(target.docker_ref("mirror/" + repo_tag));
+    copy.push_back("oci:" + (dir / "back").string() + ":" + repo);
+    must(copy);
+  }
+  std::vector<std::string> inspect = {"skopeo", "inspect", "--raw"};
+  for (const auto& flag : target.skopeo_flags()) inspect.push_back(flag);
+  inspect.push_back(target.docker_ref("mirror/charts/demo:0.3.1"));
+  CHECK(json::parse(must(inspect))["config"]["mediaType"] == "application/vnd.cncf.helm.config.v1+json");
+}
+
+TEST_CASE("push to a mutual-TLS registry without a client certificate fails with exit 4 naming the certificate") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  const fs::path bundle = packed(*s, dir);
+  RegistryServer target({.mutual_tls = true});
+  const RunResult r = push_to(*s, bundle, target, "/mirror");
+  INFO(r.err);
+  CHECK(r.exit_code == k_registry_failure);
+  CHECK(contains(r.err, target.host()));
+  // TLS 1.3: the client's handshake completes before the server checks the (missing)
+  // certificate, so the refusal arrives as an alert on the first read. Go 1.19 sends
+  // bad_certificate (OpenSSL: "sslv3 alert bad certificate"), newer Go certificate_required.
+  CHECK((contains(r.err, "alert bad certificate") || contains(r.err, "certificate required")));
+  CHECK(contains(target.log(), "client didn't provide a certificate"));
+  // The hint names the flags: from the alert, or (when the server closed the connection
+  // before its alert could be read) from the bare close after the handshake.
+  CHECK(contains(r.err, "--cert-file"));
+  std::vector<std::string> tags = {"skopeo", "list-tags"};
+  for (const auto& flag : target.skopeo_flags()) tags.push_back(flag);
+  tags.push_back(target.docker_ref("mirror/team/app1"));
+  CHECK(ferry::test::run_command(tags).exit_code != 0);
+}
+
 } // TEST_SUITE
 
 TEST_SUITE("registry") {
@@ -285,6 +361,50 @@ TEST_CASE("doctor passes a healthy registry and names the fix for each failure")
   CHECK(wrong.exit_code == k_registry_failure);
   CHECK(status_of(json::parse(wrong.out), "api") == "FAILED");
   CHECK_FALSE(contains(wrong.out + wrong.err, "wrong-password-99"));
+}
+
+TEST_CASE("doctor passes a mutual-TLS registry with --cert-file and --key-file and fails it without") {
+  require_tools(k_tools);
+  TestDir dir;
+  RegistryServer target({.mutual_tls = true});
+  auto doctor = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"doctor", "--registry", target.host() + "/team", "--ca-file",
+                                     target.ca_file().string(), "--output", "json", "--state-dir",
+                                     (dir / "state").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_ferry(args);
+  };
+  auto check_of = [](const json& report, const std::string& name) {
+    for (const auto& c : report["checks"]) {
+      if (c["check"] == name) return c;
+    }
+    return json{{"status", "missing"}};
+  };
+
+  const RunResult healthy = doctor(client_cert_flags(target));
+  INFO(healthy.err);
+  REQUIRE(healthy.exit_code == 0);
+  const json ok = json::parse(healthy.out);
+  CHECK(ok["ok"] == true);
+  for (const char* check : {"dns", "tcp", "api", "push", "body-size", "mount"}) {
+    CAPTURE(check);
+    CHECK(check_of(ok, check)["status"] == "ok");
+  }
+  // The probe went through the mutual-TLS handshake, so the registry saw it.
+  CHECK(contains(target.log(), "/v2/team/ferry-doctor/blobs/uploads/"));
+
+  const RunResult refused = doctor({});
+  INFO(refused.err);
+  CHECK(refused.exit_code == k_registry_failure);
+  const json failed = json::parse(refused.out);
+  CHECK(failed["ok"] == false);
+  CHECK(check_of(failed, "tcp")["status"] == "ok");
+  const json api = check_of(failed, "api");
+  CHECK(api["status"] == "FAILED");
+  CHECK(contains(api["detail"].get<std::string>(), target.url() + "/v2/"));
+  CHECK(check_of(failed, "push")["status"] == "skipped");
+  CHECK(contains(api["fix"].get<std::string>(), "--cert-file"));
+  CHECK(contains(refused.err, "registry " + target.host() + "/team failed the checks above"));
 }
 
 TEST_CASE("doctor reports missing push rights under token auth") {

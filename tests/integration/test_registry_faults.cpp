@@ -613,4 +613,133 @@ TEST_CASE("failing pack and push runs show no password and no token, on screen o
   }
 }
 
+TEST_CASE("push resumes a chunked upload after a failed PATCH from the offset the upload session reports") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  const fs::path bundle = dir / "faults.tar.zst";
+  REQUIRE(pack(dir, *s, write_manifest(dir, s->server.host()), bundle).result.exit_code == 0);
+  const Layer big = largest_layer(s->server, "team/app1:1.0");
+  constexpr std::uint64_t k_chunk = 64u << 10;
+  REQUIRE(big.size > 3 * k_chunk); // at least four PATCHes; every other blob is smaller than a chunk
+
+  RegistryServer target;
+  FaultProxy proxy(target.host());
+  // The first PATCH passes, the second is answered 500 without reaching the registry.
+  proxy.add_rule({.method = "PATCH", .path = k_uploads, .fault = Fault::none, .times = 1});
+  proxy.add_rule(fail_with("PATCH", k_uploads, 500));
+
+  const Timed run = push(dir, *s, bundle, proxy.host() + "/mirror", {"--chunk-size", "64K"});
+  INFO(run.result.err);
+  REQUIRE(run.result.exit_code == 0);
+
+  // "Content-Range: FIRST-LAST" of a PATCH (distribution spec: no unit).
+  const auto range_of = [](const ProxiedRequest& r) {
+    const std::string value = r.header("content-range").value_or("");
+    const auto dash = value.find('-');
+    REQUIRE_MESSAGE(dash != std::string::npos, "PATCH " << r.target << " has Content-Range \"" << value << "\"");
+    return std::pair<std::uint64_t, std::uint64_t>{std::stoull(value.substr(0, dash)),
+                                                   std::stoull(value.substr(dash + 1))};
+  };
+  const auto upload_path = [](const std::string& url) { return url.substr(0, url.find('?')); };
+  const auto requests = proxy.requests();
+  std::vector<std::size_t> patches;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (requests[i].method == "PATCH") patches.push_back(i);
+  }
+  REQUIRE(patches.size() >= 5); // four chunks and the one sent again
+  const ProxiedRequest& failed = requests[patches[1]];
+  REQUIRE(failed.fault == Fault::status);
+  CHECK(failed.status == 500);
+  // What arrived before the failure: the first chunk, whole.
+  const ProxiedRequest& first = requests[patches[0]];
+  CHECK(first.status == 202);
+  CHECK(range_of(first) == std::pair<std::uint64_t, std::uint64_t>{0, k_chunk - 1});
+  const std::uint64_t arrived = range_of(first).second + 1;
+  CHECK(range_of(failed) == std::pair<std::uint64_t, std::uint64_t>{arrived, arrived + k_chunk - 1});
+
+  // After the failure: the status query (GET on the upload), then the PATCH from the offset
+  // the registry reported, on the same upload.
+  const auto after_failed = requests.begin() + static_cast<std::ptrdiff_t>(patches[1]) + 1;
+  const auto at_resumed = requests.begin() + static_cast<std::ptrdiff_t>(patches[2]);
+  const auto status_query = std::find_if(after_failed, at_resumed, [&](const ProxiedRequest& r) {
+    return r.method == "GET" && upload_path(r.target) == upload_path(failed.target);
+  });
+  REQUIRE(status_query != at_resumed);
+  CHECK(status_query->status == 204);
+  const ProxiedRequest& resumed = requests[patches[2]];
+  CHECK(upload_path(resumed.target) == upload_path(failed.target));
+  CHECK(resumed.fault == Fault::none);
+  CHECK(resumed.status == 202);
+  CHECK(range_of(resumed).first == arrived);
+  // The rest follows without gaps up to the last byte of the layer, then the final PUT.
+  std::uint64_t next = arrived;
+  for (std::size_t k = 2; k < patches.size(); ++k) {
+    const auto [from, to] = range_of(requests[patches[k]]);
+    CAPTURE(k);
+    CHECK(from == next);
+    CHECK(requests[patches[k]].status == 202);
+    next = to + 1;
+  }
+  CHECK(next == big.size);
+  CHECK(std::any_of(requests.begin() + static_cast<std::ptrdiff_t>(patches.back()) + 1, requests.end(),
+                    [&](const ProxiedRequest& r) {
+                      return r.method == "PUT" && upload_path(r.target) == upload_path(failed.target) &&
+                             contains(r.target, "digest=sha256%3A" + big.digest.substr(7)) && r.status == 201;
+                    }));
+
+  // skopeo reads the images back from the registry itself with the source's digests, and
+  // copies app1 (the resumed layer included) out of it.
+  for (const auto& repo_tag : k_repo_tags) {
+    CAPTURE(repo_tag);
+    CHECK(ferry::test::registry_digest(target, "mirror/" + repo_tag) ==
+          ferry::test::registry_digest(s->server, repo_tag));
+  }
+  std::vector<std::string> copy = {"skopeo", "copy", "--quiet"};
+  for (const auto& flag : target.skopeo_src_flags()) copy.push_back(flag);
+  copy.push_back(target.docker_ref("mirror/team/app1:1.0"));
+  copy.push_back("oci:" + (dir / "back").string() + ":app1");
+  must(copy);
+  CHECK(fs::file_size(dir / "back/blobs/sha256" / big.digest.substr(7)) == big.size);
+}
+
+TEST_CASE("a PATCH that always fails ends push with exit 4 naming the repository and the blob, and no manifest") {
+  require_tools(k_tools);
+  TestDir dir;
+  auto s = seeded_source(dir);
+  const fs::path bundle = dir / "faults.tar.zst";
+  REQUIRE(pack(dir, *s, write_manifest(dir, s->server.host()), bundle).result.exit_code == 0);
+  const Layer big = largest_layer(s->server, "team/app1:1.0");
+
+  RegistryServer target;
+  FaultProxy proxy(target.host());
+  proxy.add_rule(fail_with("PATCH", k_uploads, 500, k_every_time));
+  const Timed run = push(dir, *s, bundle, proxy.host() + "/mirror", {"--chunk-size", "64K", "--retries", "1"});
+  MESSAGE("push against PATCHes answered 500 gave up after " << run.elapsed.count() << " ms");
+  INFO(run.result.err);
+  CHECK(run.result.exit_code == k_registry_failure);
+  CHECK(run.elapsed < 30s);
+
+  // The layer went to one repository (and would be mounted into the others): the error
+  // names that one and the layer's digest.
+  const auto requests = proxy.requests();
+  const auto patch = std::find_if(requests.begin(), requests.end(),
+                                  [](const ProxiedRequest& r) { return r.method == "PATCH"; });
+  REQUIRE(patch != requests.end());
+  const std::string repository = patch->target.substr(4, patch->target.find("/blobs/uploads/") - 4);
+  CAPTURE(repository);
+  CHECK(repository.rfind("mirror/team/", 0) == 0);
+  CHECK(contains(run.result.err, "pushing blob " + big.digest + " to " + repository));
+  CHECK(contains(run.result.err, "HTTP 500"));
+  // --retries 1: the PATCH was sent twice (the status query in between), then ferry gave up.
+  CHECK(proxy.count("PATCH", k_uploads, Fault::status) == 2);
+  CHECK(proxy.count("PATCH", k_uploads) == 2);
+  CHECK(proxy.count("GET", k_uploads) == 1);
+  CHECK(proxy.count("PUT", k_manifests) == 0);
+  for (const auto& repo_tag : k_repo_tags) {
+    CAPTURE(repo_tag);
+    CHECK_FALSE(tag_exists(target, "mirror/" + repo_tag));
+  }
+}
+
 } // TEST_SUITE
