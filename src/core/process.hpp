@@ -44,7 +44,9 @@ std::optional<std::filesystem::path> find_program(const std::string& name);
 // collected. Error (exit 1) naming the program when it cannot be started (not found, not
 // executable); a program that runs and fails is a result with its exit code, not an
 // error. Standard input is closed when `input` is empty; SIGPIPE from a program that
-// exits without reading its input is not raised here.
+// exits without reading its input is not raised here. The input arrives through a
+// socket: the program can read its standard input, but not open /dev/stdin by name
+// (`kubectl create -f -` works, `--from-file=/dev/stdin` does not).
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});
 
 } // namespace ferry::core
