@@ -53,7 +53,7 @@ void add_pack(CLI::App& app, CommandRun& run) {
   cmd->add_option("--passphrase-file", flags->passphrase_file,
                   "File holding the key's passphrase (or set FERRY_KEY_PASSPHRASE)");
   cmd->add_option("--compression-level", flags->level, "zstd level for compressible entries, 1-19 (default 3)");
-  add_registry_flags(*cmd, flags->registry, "source registries");
+  add_registry_flags(*cmd, flags->registry, "source registries and chart repositories");
   cmd->add_option("--mirror", flags->mirrors,
                   "Pull REGISTRY's images through a mirror: REGISTRY=HOST[:PORT][/PREFIX] (repeatable; the bundle keeps "
                   "the original references)");
