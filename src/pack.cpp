@@ -388,6 +388,12 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
           }
         }
       });
+      // A blob in the work store is not read again: removed now, its pages never need
+      // writing back (the store would otherwise compete with the output for the disk).
+      if (b->ref.file == store.path(d.digest)) {
+        std::error_code ignored;
+        fs::remove(b->ref.file, ignored);
+      }
       done += d.size;
       progress.progress({"pack", d.digest.str(), done, total});
     }
