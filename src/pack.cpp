@@ -8,6 +8,7 @@
 #include "bundle/tar_writer.hpp"
 #include "chart/chart_archive.hpp"
 #include "chart_pull.hpp"
+#include "releases.hpp"
 #include "core/background_sink.hpp"
 #include "core/encoding.hpp"
 #include "core/error.hpp"
@@ -149,6 +150,9 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     throw core::UsageError("output directory " + core::display(output_dir) + " does not exist", "create it first");
   }
 
+  // The release plan with its values files embedded: read (and checked) before anything
+  // is downloaded.
+  const std::string releases_json = releases_for_bundle(manifest);
   core::TempDir work(options.output, "pack");
   oci::BlobStore store(work.path());
   Plan plan;
@@ -317,7 +321,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
   descriptor.tool_version = options.tool_version;
   descriptor.signer = bundle::SignerRecord{key.key_id(), std::string(bundle::to_string(key.type()))};
   descriptor.manifest_json = manifest.source_json;
-  descriptor.releases_json = manifest.releases_json;
+  descriptor.releases_json = releases_json;
   descriptor.layout = {
       {std::string(bundle::k_layout_marker_path), core::sha256_of(layout_marker), layout_marker.size()},
       {std::string(bundle::k_index_path), core::sha256_of(index_json), index_json.size()},
