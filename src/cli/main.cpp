@@ -37,8 +37,8 @@ int main(int argc, char** argv) {
 
   CLI::App app{"ferry: carry Kubernetes software across an air gap.\n"
                "  connected side:  ferry keygen, ferry pack\n"
-               "  isolated side:   ferry verify, ferry inspect, ferry extract, ferry push, ferry values, ferry unpack,\n"
-               "                   ferry doctor",
+               "  isolated side:   ferry verify, ferry inspect, ferry extract, ferry push, ferry values, ferry check,\n"
+               "                   ferry upgrade, ferry unpack (all of these stages), ferry doctor",
                "ferry"};
   app.set_version_flag("--version", std::string("ferry ") + ferry::cli::ferry_version());
   app.require_subcommand(1);
@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
   ferry::cli::add_unpack(app, run);
   ferry::cli::add_doctor(app, run);
   ferry::cli::add_values(app, run);
+  ferry::cli::add_check(app, run);
+  ferry::cli::add_upgrade(app, run);
   ferry::cli::add_version(app, run);
 
   try {

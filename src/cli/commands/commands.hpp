@@ -34,6 +34,8 @@ void add_push(CLI::App& app, CommandRun& run);
 void add_unpack(CLI::App& app, CommandRun& run);
 void add_doctor(CLI::App& app, CommandRun& run);
 void add_values(CLI::App& app, CommandRun& run);
+void add_check(CLI::App& app, CommandRun& run);
+void add_upgrade(CLI::App& app, CommandRun& run);
 void add_version(CLI::App& app, CommandRun& run);
 
 // The passphrase for a private key: the file's first line when `file` is given, else

@@ -1,0 +1,9 @@
+// ferry check (being written).
+// SPDX-License-Identifier: Apache-2.0
+#include "cli/commands/commands.hpp"
+
+namespace ferry::cli {
+
+void add_check(CLI::App&, CommandRun&) {}
+
+} // namespace ferry::cli
