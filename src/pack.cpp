@@ -75,13 +75,18 @@ public:
     m_roots.push_back(std::move(root));
   }
 
-  // Manifests and indexes first, so a reader knows which blob belongs to which image
-  // before the bulk arrives; then everything else; each group ordered by digest.
+  // Manifests and indexes first (by digest), so a reader knows which blob belongs to
+  // which image before the bulk arrives; then everything else, largest first (ties by
+  // digest): pack downloads and push uploads follow the stream, and the long transfers
+  // should start early while small ones fill the gaps.
   std::vector<const PlannedBlob*> ordered() const {
     std::vector<const PlannedBlob*> out;
-    for (const auto& [digest, blob] : m_blobs) out.push_back(&blob);
+    for (const auto& [digest, blob] : m_blobs) out.push_back(&blob); // by digest
     std::stable_sort(out.begin(), out.end(), [](const PlannedBlob* a, const PlannedBlob* b) {
-      return is_metadata(*a) && !is_metadata(*b);
+      const bool ma = is_metadata(*a), mb = is_metadata(*b);
+      if (ma != mb) return ma;
+      if (ma) return false;
+      return a->ref.descriptor.size > b->ref.descriptor.size;
     });
     return out;
   }
