@@ -54,7 +54,7 @@ struct Actions {
 
 } // namespace
 
-std::optional<std::filesystem::path> find_program(const std::string& name) {
+std::optional<std::filesystem::path> find_program(const std::string& name, const std::string& path) {
   auto usable = [](const std::filesystem::path& p) {
     struct stat st {};
     return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
@@ -64,8 +64,6 @@ std::optional<std::filesystem::path> find_program(const std::string& name) {
     if (usable(name)) return std::filesystem::path(name);
     return std::nullopt;
   }
-  const char* path_env = std::getenv("PATH");
-  const std::string path = path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
   std::size_t start = 0;
   while (start <= path.size()) {
     std::size_t end = path.find(':', start);
@@ -76,6 +74,11 @@ std::optional<std::filesystem::path> find_program(const std::string& name) {
     start = end + 1;
   }
   return std::nullopt;
+}
+
+std::optional<std::filesystem::path> find_program(const std::string& name) {
+  const char* path_env = std::getenv("PATH");
+  return find_program(name, path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin");
 }
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options) {

@@ -39,6 +39,8 @@ struct ProcessResult {
 // `name` looked up in $PATH as execvp would (a name with '/' is taken as a path); only
 // executable regular files count. nullopt when there is none.
 std::optional<std::filesystem::path> find_program(const std::string& name);
+// The same with `path` (a $PATH value) instead of the environment's.
+std::optional<std::filesystem::path> find_program(const std::string& name, const std::string& path);
 
 // Runs argv[0] (a path, or a name looked up with find_program) with `argv`, its output
 // collected. Error (exit 1) naming the program when it cannot be started (not found, not

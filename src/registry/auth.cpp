@@ -246,19 +246,6 @@ std::optional<Credentials> credentials_from_entry(const json& entry, const std::
 
 // --- docker-credential helpers ---
 
-std::optional<std::filesystem::path> find_program(const std::string& name, const std::string& path) {
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    std::size_t end = path.find(':', start);
-    if (end == std::string::npos) end = path.size();
-    const std::string dir = path.substr(start, end - start);
-    const std::filesystem::path candidate = std::filesystem::path(dir.empty() ? "." : dir) / name;
-    if (::access(candidate.c_str(), X_OK) == 0 && std::filesystem::is_regular_file(candidate)) return candidate;
-    start = end + 1;
-  }
-  return std::nullopt;
-}
-
 std::string first_line(std::string_view text) {
   const std::size_t start = text.find_first_not_of(" \t\r\n");
   if (start == std::string_view::npos) return {};
@@ -276,7 +263,7 @@ std::optional<Credentials> credentials_from_helper(const std::string& name, std:
                            "\"");
   }
   const std::string program_name = "docker-credential-" + name;
-  const std::optional<std::filesystem::path> program = find_program(program_name, env.path);
+  const std::optional<std::filesystem::path> program = core::find_program(program_name, env.path);
   if (!program) {
     log.warning("credential helper " + program_name + " (named in " + core::display(file) +
                 ") is not on PATH; going on without credentials for " + std::string(host));
