@@ -18,7 +18,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <unistd.h>
 
 namespace ferry::registry {
 
