@@ -13,16 +13,22 @@
 #include "core/encoding.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
+#include "core/process.hpp"
 #include "oci/blob_store.hpp"
 #include "oci/docker_archive.hpp"
 #include "oci/layout_reader.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_types.hpp"
 #include "oci/reference.hpp"
+#include "values/discover.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <iterator>
 #include <map>
+#include <optional>
 #include <set>
+#include <sstream>
 
 namespace ferry {
 
@@ -127,6 +133,21 @@ std::uint64_t sum_sizes(const std::vector<oci::BlobRef>& blobs) {
   return total;
 }
 
+// A resolved image into the plan and ferry.json, under `ref_name`.
+void add_image(Plan& plan, bundle::BundleDescriptor& descriptor, const oci::ResolvedImage& resolved,
+               const std::string& ref_name, const std::string& source, core::LogSink& log) {
+  for (const auto& blob : resolved.blobs) plan.add(blob, source);
+  plan.add_root(resolved.root, ref_name);
+  descriptor.images.push_back(bundle::ImageRecord{ref_name, source, resolved.root.digest, resolved.source_digest,
+                                                  resolved.root.media_type, resolved.platforms,
+                                                  sum_sizes(resolved.blobs)});
+  std::string platforms;
+  for (const auto& p : resolved.platforms) platforms += (platforms.empty() ? "" : ", ") + p;
+  log.info("image " + ref_name + (source == ref_name ? std::string() : " from " + source) + ": " +
+           std::to_string(resolved.blobs.size()) + " blobs, " +
+           std::to_string(sum_sizes(resolved.blobs)) + " bytes" + (platforms.empty() ? "" : ", " + platforms));
+}
+
 std::string oci_tag(std::string version) {
   // Helm stores a chart version's '+' as '_' in OCI tags (tags cannot hold '+').
   std::replace(version.begin(), version.end(), '+', '_');
@@ -139,29 +160,218 @@ std::string mode_text(unsigned mode) {
   return buffer;
 }
 
+// --- images: auto ----------------------------------------------------------------------
+
+// A `helm template` that takes longer than this is not waited for (its images are then
+// discovered from annotations and values only).
+constexpr std::chrono::seconds k_render_timeout{120};
+
+// What the site supplies (`set:` keys left empty) is filled with this for the render, so
+// that templates using `required` render.
+constexpr std::string_view k_site_placeholder = "ferry-site-supplied";
+
+// An image `images: auto` found, with how (for every chart that needs it).
+struct FoundImage {
+  std::string ref; // normalised
+  std::vector<bundle::DiscoveryRecord> found_by;
+  std::string bundle_ref; // the name it has in the bundle (set when images are packed)
+};
+
+// A chart pulled, stored, and waiting for its index entry (images come first in index.json).
+struct PreparedChart {
+  bundle::ChartRecord record;
+  oci::Descriptor root;
+  std::vector<std::size_t> found; // indexes into the found images
+};
+
+// helm for `images: auto` renders.
+struct Helm {
+  std::optional<fs::path> program;
+  std::string missing; // why there is none, for the warning
+};
+
+Helm find_helm(const std::string& given) {
+  Helm helm;
+  const std::string name = given.empty() ? "helm" : given;
+  helm.program = core::find_program(name);
+  if (helm.program) return helm;
+  if (!given.empty()) {
+    const bool is_path = given.find('/') != std::string::npos;
+    const std::string why = is_path ? given + " is not an executable file" : "'" + given + "' is not in $PATH";
+    throw core::UsageError("helm not found: " + why,
+                           "give the path of helm 3 with --helm, or leave --helm out to discover images without rendering");
+  }
+  helm.missing = "helm is not in $PATH";
+  return helm;
+}
+
+// helm's --set syntax reads ',' as a separator and '\' as an escape.
+std::string set_escape(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == ',') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// The first lines of a tool's complaint, for a warning.
+std::string first_lines(const std::string& text, std::size_t count) {
+  std::istringstream in(text);
+  std::string line;
+  std::string out;
+  while (count > 0 && std::getline(in, line)) {
+    if (line.empty()) continue;
+    out += (out.empty() ? "" : " / ") + line;
+    --count;
+  }
+  return out;
+}
+
+// A Helm release name (DNS-1123 label, at most 53 characters) for a chart no release uses.
+std::string default_release_name(const std::string& chart) {
+  auto label_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
+  const bool valid = !chart.empty() && chart.size() <= 53 && chart.front() != '-' && chart.back() != '-' &&
+                     std::all_of(chart.begin(), chart.end(), label_char);
+  return valid ? chart : "release";
+}
+
+// `helm template` of one release into its manifests; nullopt and `problem` when helm fails.
+std::optional<std::string> render_release(const fs::path& helm, const fs::path& chart_file, const fs::path& dir,
+                                          const BundleRelease& release, std::string& problem) {
+  std::vector<std::string> argv = {helm.string(), "template", release.name, chart_file.string()};
+  if (!release.namespace_name.empty()) argv.insert(argv.end(), {"--namespace", release.namespace_name});
+  for (std::size_t i = 0; i < release.values.size(); ++i) {
+    const fs::path file = dir / (release.name + "-values-" + std::to_string(i) + ".yaml");
+    core::write_file_atomic(file, release.values[i].content, 0600);
+    argv.insert(argv.end(), {"-f", file.string()});
+  }
+  for (const auto& [key, value] : release.set) {
+    argv.insert(argv.end(), {"--set-string", key + "=" + set_escape(value.empty() ? std::string(k_site_placeholder) : value)});
+  }
+  core::ProcessOptions process;
+  process.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(k_render_timeout);
+  const core::ProcessResult r = core::run_process(argv, process);
+  if (r.exit_code == 0 && !r.out_truncated) return r.out;
+  if (r.timed_out) {
+    problem = "did not finish within " + std::to_string(k_render_timeout.count()) + " s";
+  } else if (r.out_truncated) {
+    problem = "printed more than ferry reads";
+  } else {
+    problem = "exited with " + std::to_string(r.exit_code) + (r.err.empty() ? "" : ": " + first_lines(r.err, 3));
+  }
+  return std::nullopt;
+}
+
+// Discovers the images of `chart` (pulled as `archive`) for `images: auto`.
+ChartDiscoveryReport discover_chart_images(const bundle::ManifestChart& chart, const std::string& archive,
+                                           const std::vector<BundleRelease>& all_releases, const Helm& helm,
+                                           const fs::path& work, std::size_t index, core::LogSink& log,
+                                           values::Discovery& discovery) {
+  ChartDiscoveryReport report;
+  report.chart = chart.name;
+  const std::string what = "chart " + chart.name;
+  auto warn = [&](const std::string& text) {
+    log.warning(text);
+    report.warnings.push_back(text);
+  };
+
+  std::vector<BundleRelease> releases;
+  for (const BundleRelease& r : all_releases) {
+    if (r.chart == chart.name) releases.push_back(r);
+  }
+  // A chart no release uses: read with its defaults (findings name no release).
+  const bool defaults_only = releases.empty();
+  if (defaults_only) {
+    BundleRelease r;
+    r.name = default_release_name(chart.name);
+    r.namespace_name = "default";
+    releases.push_back(std::move(r));
+  }
+  auto finding_release = [&](const BundleRelease& r) { return defaults_only ? std::string() : r.name; };
+
+  values::discover_from_annotations(archive, what, discovery);
+  report.methods.push_back("annotation");
+  for (const BundleRelease& r : releases) {
+    std::vector<values::NamedValues> files;
+    for (const CarriedValues& v : r.values) files.push_back({v.file, v.content});
+    core::with_context("discovering the images of " + what + " from the values of release '" + r.name + "'",
+                       [&] { values::discover_from_values(archive, files, finding_release(r), what, discovery); });
+  }
+  report.methods.push_back("values");
+
+  if (!helm.program) {
+    warn(what + ": " + helm.missing + ", so images are discovered from annotations and values only and images "
+                "hard-coded in templates are not found; install helm 3 or give it with --helm");
+  } else {
+    const fs::path dir = work / ("render-" + std::to_string(index));
+    fs::create_directories(dir);
+    const fs::path chart_file = dir / "chart.tgz";
+    core::write_file_atomic(chart_file, archive);
+    std::size_t rendered = 0;
+    for (const BundleRelease& r : releases) {
+      std::string problem;
+      const std::optional<std::string> manifests = render_release(*helm.program, chart_file, dir, r, problem);
+      if (!manifests) {
+        warn(what + ": `helm template` of release '" + r.name + "' " + problem +
+             "; its rendered images are not discovered (annotations and values still are)");
+        continue;
+      }
+      try {
+        values::discover_from_render(*manifests, finding_release(r), "helm template " + r.name, discovery);
+        ++rendered;
+      } catch (const core::UsageError& e) {
+        warn(what + ": " + e.what() + "; its rendered images are not discovered");
+      }
+    }
+    if (rendered > 0) report.methods.push_back("render");
+    // Tags guessed from appVersion give way to what the templates render, once every
+    // release rendered.
+    if (rendered == releases.size()) discovery.drop_unconfirmed_guesses();
+  }
+  for (const values::Unresolved& u : discovery.unresolved()) {
+    report.unresolved.push_back(u);
+    log.warning(what + ": not packed: " + (u.text.empty() ? std::string() : "'" + u.text + "' ") + "found by " +
+                std::string(values::to_string(u.found.method)) + " at " + u.found.where +
+                (u.found.release.empty() ? "" : " (release " + u.found.release + ")") + ": " + u.reason);
+  }
+  return report;
+}
+
 } // namespace
 
 PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSink& progress) {
   const bundle::BundleManifest manifest = bundle::load_bundle_manifest(options.manifest);
-  const bundle::PrivateKey key = core::with_context("loading signing key " + core::display(options.key), [&] {
-    return bundle::PrivateKey::load(options.key, options.passphrase);
-  });
+  std::optional<bundle::PrivateKey> key;
+  if (!options.dry_run) {
+    key = core::with_context("loading signing key " + core::display(options.key), [&] {
+      return bundle::PrivateKey::load(options.key, options.passphrase);
+    });
+  }
   if (options.compression_level < 1 || options.compression_level > 19) {
     throw core::UsageError("compression level " + std::to_string(options.compression_level) + " is out of range",
                            "use a level from 1 to 19 (3 is the default)");
   }
-  const fs::path output_dir = options.output.has_parent_path() ? options.output.parent_path() : fs::path(".");
-  if (!fs::is_directory(output_dir)) {
-    throw core::UsageError("output directory " + core::display(output_dir) + " does not exist", "create it first");
+  if (!options.dry_run) {
+    const fs::path output_dir = options.output.has_parent_path() ? options.output.parent_path() : fs::path(".");
+    if (!fs::is_directory(output_dir)) {
+      throw core::UsageError("output directory " + core::display(output_dir) + " does not exist", "create it first");
+    }
   }
+  const bool discovering = std::any_of(manifest.charts.begin(), manifest.charts.end(),
+                                       [](const bundle::ManifestChart& c) { return c.images_auto; });
+  const Helm helm = discovering ? find_helm(options.helm) : Helm{};
 
   // The release plan with its values files embedded: read (and checked) before anything
   // is downloaded.
   const std::string releases_json = releases_for_bundle(manifest);
-  core::TempDir work(options.output, "pack");
+  // A dry run writes nothing beside the output: its work directory is a temporary one.
+  core::TempDir work(options.dry_run ? fs::path() : options.output, "pack");
   oci::BlobStore store(work.path());
   Plan plan;
   bundle::BundleDescriptor descriptor;
+  PackResult result;
+  result.dry_run = options.dry_run;
   const std::string manifest_name = core::display(options.manifest);
 
   // Registry images: resolved now (tags -> digests, manifests read), blobs fetched in
@@ -184,40 +394,17 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     return *registry_puller;
   };
 
-  // Images.
-  for (const auto& image : manifest.images) {
-    const std::string where = manifest_name + ":" + std::to_string(image.line);
-    core::with_context("resolving image " + image.ref + " (" + where + ")", [&] {
-      const oci::ImageSource source = oci::ImageSource::parse(image.ref);
-      const oci::PlatformFilter filter = filter_for(manifest, image, options.platforms);
-      oci::ResolvedImage resolved;
-      switch (source.kind) {
-      case oci::ImageSource::Kind::registry:
-        resolved = puller().resolve(oci::Reference::parse(source.location), filter);
-        break;
-      case oci::ImageSource::Kind::oci_layout:
-        resolved = oci::load_layout_image(manifest.resolve(source.location), source.ref, filter, store, log);
-        break;
-      case oci::ImageSource::Kind::docker_archive:
-        resolved = oci::load_docker_archive_image(manifest.resolve(source.location), source.ref, filter, store, log);
-        break;
-      }
-      const std::string ref_name = image_ref_name(image, resolved, where);
-      for (const auto& blob : resolved.blobs) plan.add(blob, image.ref);
-      plan.add_root(resolved.root, ref_name);
-      descriptor.images.push_back(bundle::ImageRecord{ref_name, image.ref, resolved.root.digest, resolved.source_digest,
-                                                      resolved.root.media_type, resolved.platforms,
-                                                      sum_sizes(resolved.blobs)});
-      std::string platforms;
-      for (const auto& p : resolved.platforms) platforms += (platforms.empty() ? "" : ", ") + p;
-      log.info("image " + ref_name + " from " + image.ref + ": " + std::to_string(resolved.blobs.size()) + " blobs, " +
-               std::to_string(sum_sizes(resolved.blobs)) + " bytes" + (platforms.empty() ? "" : ", " + platforms));
-    });
-  }
-
   // Charts, from repositories or the disk (dependencies vendored), stored as Helm OCI
   // artifacts. Chart repositories are reached with the same TLS options and credentials
-  // as the source registries.
+  // as the source registries. Pulled before the images: `images: auto` adds to them.
+  std::vector<BundleRelease> releases;
+  if (discovering) {
+    bundle::BundleDescriptor plan_only;
+    plan_only.releases_json = releases_json;
+    releases = bundle_releases(plan_only);
+  }
+  std::vector<FoundImage> found_images;
+  std::vector<PreparedChart> prepared;
   std::unique_ptr<ChartPuller> chart_puller;
   for (const auto& chart : manifest.charts) {
     const std::string where = manifest_name + ":" + std::to_string(chart.line);
@@ -236,9 +423,30 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
                                    chart.name,
                                "use `name: " + meta.name + "` in the manifest");
       }
+      PreparedChart p;
       if (chart.images_auto) {
-        log.warning("chart " + chart.name + ": `images: auto` discovery is not available in this version; list the images "
-                    "the chart needs under `images:` of the bundle");
+        values::Discovery discovery;
+        result.discovery.push_back(discover_chart_images(chart, packaged.archive, releases, helm, work.path(),
+                                                         prepared.size(), log, discovery));
+        for (const values::DiscoveredImage& image : discovery.images()) {
+          auto same = std::find_if(found_images.begin(), found_images.end(),
+                                   [&](const FoundImage& f) { return values::same_image(f.ref, image.ref); });
+          if (same == found_images.end()) {
+            found_images.push_back(FoundImage{image.ref, {}, {}});
+            same = std::prev(found_images.end());
+          } else if (oci::Reference::parse(image.ref).digest() && !oci::Reference::parse(same->ref).digest()) {
+            same->ref = image.ref; // the more precise reference
+          }
+          for (const values::Finding& f : image.found_by) {
+            same->found_by.push_back(bundle::DiscoveryRecord{chart.name, std::string(values::to_string(f.method)), f.where,
+                                                             f.release});
+          }
+          const auto index = static_cast<std::size_t>(same - found_images.begin());
+          if (std::find(p.found.begin(), p.found.end(), index) == p.found.end()) p.found.push_back(index);
+        }
+        log.info("chart " + chart.name + ": images: auto found " + std::to_string(discovery.images().size()) + " images" +
+                 (discovery.unresolved().empty() ? std::string()
+                                                 : ", " + std::to_string(discovery.unresolved().size()) + " not packable"));
       }
       const oci::StoredBlob config = store.put_bytes(meta.config_json);
       const oci::StoredBlob archive = store.put_bytes(packaged.archive);
@@ -255,10 +463,9 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
       plan.add_stored(store, archive, std::string(oci::media_type::helm_chart), origin);
       plan.add_stored(store, stored_manifest, std::string(oci::media_type::oci_manifest), origin);
       const std::string ref = "charts/" + meta.name + ":" + oci_tag(meta.version);
-      plan.add_root(oci::Descriptor{std::string(oci::media_type::oci_manifest), stored_manifest.digest, stored_manifest.size,
-                                    {}, {}, {}, {}},
-                    ref);
-      bundle::ChartRecord record;
+      p.root = oci::Descriptor{std::string(oci::media_type::oci_manifest), stored_manifest.digest, stored_manifest.size,
+                               {}, {}, {}, {}};
+      bundle::ChartRecord& record = p.record;
       record.name = meta.name;
       record.version = meta.version;
       record.source = source;
@@ -273,12 +480,73 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
         record.dependencies.push_back(bundle::ChartDependencyRecord{dep.name, dep.version, dep.source,
                                                                     core::Digest::parse(dep.upstream_digest)});
       }
-      descriptor.charts.push_back(std::move(record));
+      prepared.push_back(std::move(p));
       log.info("chart " + ref + " from " + (chart.path.empty() ? pulled.origin.source : chart.path) + ": " +
                std::to_string(archive.size) + " bytes" +
                (pulled.dependencies.empty() ? std::string()
                                             : ", " + std::to_string(pulled.dependencies.size()) + " dependencies vendored"));
     });
+  }
+
+  // Images.
+  std::vector<std::string> packed_refs; // descriptor.images[i].ref, for matching discovered images
+  for (const auto& image : manifest.images) {
+    const std::string where = manifest_name + ":" + std::to_string(image.line);
+    core::with_context("resolving image " + image.ref + " (" + where + ")", [&] {
+      const oci::ImageSource source = oci::ImageSource::parse(image.ref);
+      const oci::PlatformFilter filter = filter_for(manifest, image, options.platforms);
+      oci::ResolvedImage resolved;
+      switch (source.kind) {
+      case oci::ImageSource::Kind::registry:
+        resolved = puller().resolve(oci::Reference::parse(source.location), filter);
+        break;
+      case oci::ImageSource::Kind::oci_layout:
+        resolved = oci::load_layout_image(manifest.resolve(source.location), source.ref, filter, store, log);
+        break;
+      case oci::ImageSource::Kind::docker_archive:
+        resolved = oci::load_docker_archive_image(manifest.resolve(source.location), source.ref, filter, store, log);
+        break;
+      }
+      const std::string ref_name = image_ref_name(image, resolved, where);
+      add_image(plan, descriptor, resolved, ref_name, image.ref, log);
+      packed_refs.push_back(ref_name);
+    });
+  }
+  result.listed_images = descriptor.images.size();
+  // Then the images `images: auto` found that the manifest does not list (the same image
+  // listed there gains the record of how it was found).
+  for (FoundImage& found : found_images) {
+    const auto listed = std::find_if(packed_refs.begin(), packed_refs.end(),
+                                     [&](const std::string& ref) { return values::same_image(ref, found.ref); });
+    if (listed != packed_refs.end()) {
+      bundle::ImageRecord& record = descriptor.images[static_cast<std::size_t>(listed - packed_refs.begin())];
+      record.found_by.insert(record.found_by.end(), found.found_by.begin(), found.found_by.end());
+      found.bundle_ref = *listed;
+      continue;
+    }
+    const bundle::DiscoveryRecord& first = found.found_by.front();
+    core::with_context("resolving image " + found.ref + " (found by " + first.method + " in chart " + first.chart + ": " +
+                           first.where + ")",
+                       [&] {
+                         const oci::PlatformFilter filter(options.platforms.empty() ? manifest.platforms : options.platforms);
+                         const oci::ResolvedImage resolved = puller().resolve(oci::Reference::parse(found.ref), filter);
+                         add_image(plan, descriptor, resolved, found.ref, found.ref, log);
+                         descriptor.images.back().found_by = found.found_by;
+                         packed_refs.push_back(found.ref);
+                         found.bundle_ref = found.ref;
+                       });
+  }
+  // The charts' index entries, after the images as before; a chart's images are the ones
+  // it declares and those found for it, by the names they have in the bundle.
+  for (PreparedChart& p : prepared) {
+    for (const std::size_t i : p.found) {
+      const std::string& ref = found_images[i].bundle_ref;
+      if (std::find(p.record.images.begin(), p.record.images.end(), ref) == p.record.images.end()) {
+        p.record.images.push_back(ref);
+      }
+    }
+    plan.add_root(p.root, p.record.ref);
+    descriptor.charts.push_back(std::move(p.record));
   }
 
   // Files, stored as OCI artifacts with an empty config.
@@ -324,7 +592,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
   descriptor.version = manifest.version;
   descriptor.created = bundle::rfc3339_utc(options.source_date_epoch);
   descriptor.tool_version = options.tool_version;
-  descriptor.signer = bundle::SignerRecord{key.key_id(), std::string(bundle::to_string(key.type()))};
+  if (key) descriptor.signer = bundle::SignerRecord{key->key_id(), std::string(bundle::to_string(key->type()))};
   descriptor.manifest_json = manifest.source_json;
   descriptor.releases_json = releases_json;
   descriptor.layout = {
@@ -335,8 +603,14 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
   for (const PlannedBlob* b : ordered) {
     descriptor.blobs.push_back({b->ref.descriptor.digest, b->ref.descriptor.size, b->ref.descriptor.media_type});
   }
+  if (options.dry_run) {
+    // The plan is complete: every image resolved, every chart chosen. No layer was
+    // downloaded (the puller never started) and the work directory goes with `work`.
+    result.descriptor = std::move(descriptor);
+    return result;
+  }
   const std::string descriptor_json = bundle::to_json(descriptor);
-  const std::string signature = core::base64_encode(key.sign(descriptor_json));
+  const std::string signature = core::base64_encode(key->sign(descriptor_json));
 
   // Registry blobs download in the order the stream takes them, so writing starts with
   // the first and overlaps the rest: the output's disk writes hide behind the network.
@@ -348,7 +622,6 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
   }
 
   // Write the stream: ferry.json, its signature, the layout, then every blob once.
-  PackResult result;
   result.bundle_path = options.output;
   result.checksum_path = checksum_path_for(options.output);
   core::AtomicFile out(options.output);

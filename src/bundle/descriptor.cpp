@@ -77,6 +77,15 @@ std::string to_json(const BundleDescriptor& d) {
     json o = {{"ref", i.ref},           {"source", i.source},       {"digest", i.digest.str()},
               {"mediaType", i.media_type}, {"platforms", i.platforms}, {"size", i.size}};
     if (i.source_digest) o["sourceDigest"] = i.source_digest->str();
+    if (!i.found_by.empty()) {
+      json found_by = json::array();
+      for (const auto& f : i.found_by) {
+        json entry = {{"chart", f.chart}, {"method", f.method}, {"where", f.where}};
+        if (!f.release.empty()) entry["release"] = f.release;
+        found_by.push_back(std::move(entry));
+      }
+      o["foundBy"] = std::move(found_by);
+    }
     images.push_back(std::move(o));
   }
   j["images"] = std::move(images);
@@ -245,6 +254,14 @@ BundleDescriptor parse_descriptor(std::string_view bytes) {
     ImageRecord rec{r.string("ref"), r.string("source"), r.digest("digest"), std::nullopt, r.string("mediaType"),
                     r.strings("platforms"), r.size("size")};
     if (!r.field("sourceDigest", false).is_null()) rec.source_digest = r.digest("sourceDigest");
+    if (const json& found = r.field("foundBy", false); !found.is_null()) {
+      const json& list = r.array("foundBy");
+      for (std::size_t k = 0; k < list.size(); ++k) {
+        const Reader f(list[k], r.item("foundBy", k));
+        rec.found_by.push_back(DiscoveryRecord{f.string("chart"), f.string("method"), f.string("where"),
+                                               f.optional_string("release").value_or(std::string())});
+      }
+    }
     d.images.push_back(std::move(rec));
   }
   const json& charts = top.array("charts");

@@ -38,14 +38,27 @@ struct LayoutEntryRecord {
   std::uint64_t size = 0;
 };
 
+// How pack found an image a chart needs (`images: auto`, values/discover.hpp).
+struct DiscoveryRecord {
+  std::string chart;   // the chart's name in the manifest
+  std::string method;  // "annotation", "values" or "render"
+  std::string where;   // what named it: "artifacthub.io/images of chart studio: backend",
+                       // "backend.image.repository (registry/repository map)",
+                       // "Deployment/studio-backend spec.template.spec.containers[backend].image"
+  std::string release = {}; // values and render: the release whose values were used; empty: the chart's defaults
+};
+
 struct ImageRecord {
   std::string ref;    // the full reference it is known by (index.json ref.name)
-  std::string source; // where pack took it from, as written in the manifest
+  std::string source; // where pack took it from, as written in the manifest (a discovered image: its reference)
   core::Digest digest;                       // root in the bundle (manifest or index)
   std::optional<core::Digest> source_digest; // the source's root when ferry rewrote it
   std::string media_type;
   std::vector<std::string> platforms;
   std::uint64_t size = 0; // all of its blobs, shared ones included
+  // How `images: auto` found it; empty for images only the manifest lists. Optional in
+  // ferry.json (`foundBy`; bundles of earlier ferry versions lack it).
+  std::vector<DiscoveryRecord> found_by = {};
 };
 
 // A chart dependency that pack fetched and vendored into the chart's charts/.

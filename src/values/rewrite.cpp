@@ -49,15 +49,6 @@ bool contains(std::string_view text, std::string_view part) { return text.find(p
 
 bool templated(std::string_view text) { return contains(text, "{{"); }
 
-// A key that holds an image reference: its name contains "image", but it does not hold
-// a part of one (imageTag, imagePullPolicy, imagePullSecrets, imageRegistry, …).
-bool is_image_key(std::string_view key) {
-  const std::string k = lowered(key);
-  if (!contains(k, "image")) return false;
-  constexpr std::array<std::string_view, 7> k_parts = {"tag", "digest", "policy", "secret", "registry", "version", "pull"};
-  return std::none_of(k_parts.begin(), k_parts.end(), [&](std::string_view part) { return contains(k, part); });
-}
-
 // distribution's rule: the first component names a registry when it has a '.' or a ':'
 // or is "localhost" (Reference::parse applies the same).
 bool has_explicit_host(std::string_view text) {
@@ -168,6 +159,9 @@ public:
     Path path;
     walk(m_root, path, "");
   }
+
+  // Every image a detector recognises is also noted in `out` (detect_images()).
+  void record_detections(std::vector<DetectedImage>& out) { m_detected = &out; }
 
   void apply_rules() {
     for (const Rule& rule : m_options.rules) {
@@ -306,6 +300,7 @@ private:
     const std::string name = registry->scalar().empty() ? image->text : registry->scalar() + "/" + image->text;
     std::optional<Found> found = compose(name, tag, digest, *image, image_path, ReportBadReference::yes);
     if (!found) return true;
+    note(*found, image_path, k_ingress_map, registry->scalar());
     const Decision d = decide(*found);
     if (!d.place) {
       skip(*image, image_path, found->text, d.reason);
@@ -345,12 +340,17 @@ private:
       return true;
     }
     mark_handled({registry, repository, tag, digest});
+    const std::string& detector = !registry && tag ? k_repository_tag : k_registry_map;
+    if (registry) {
+      note(*found, repository_path, detector, registry->scalar());
+    } else {
+      note(*found, repository_path, detector, std::nullopt);
+    }
     const Decision d = decide(*found);
     if (!d.place) {
       skip(*repository, repository_path, found->text, d.reason);
       return true;
     }
-    const std::string& detector = !registry && tag ? k_repository_tag : k_registry_map;
     // A repository may carry its own tag or digest ("quay.io/org/app:1.0"): keep them, the
     // digest as decided.
     std::string suffix;
@@ -386,6 +386,7 @@ private:
     if (!ref || !plausible_image(text, *ref)) return;
     Found found{*ref, written_tag(text), ref->digest(), text};
     if (!image_key && !(m_options.images_given && has_explicit_host(text) && find_known(found))) return;
+    note(found, path, k_image_string, std::nullopt);
     const Decision d = decide(found);
     if (!d.place) {
       skip(value, path, text, d.reason);
@@ -401,6 +402,22 @@ private:
   // --- shared by the detectors ---------------------------------------------------------
 
   enum class ReportBadReference { no, yes };
+
+  // Notes a recognised image for detect_images(); `registry` is the map's registry
+  // value when it has that key.
+  void note(const Found& found, const Path& path, const std::string& detector, std::optional<std::string> registry) {
+    if (!m_detected) return;
+    DetectedImage d;
+    d.path = path_string(path);
+    for (const PathSegment& segment : path) {
+      d.keys.push_back(segment.is_index ? "[" + std::to_string(segment.index) + "]" : segment.key);
+    }
+    d.detector = detector;
+    d.reference = found.text;
+    d.registry = std::move(registry);
+    d.tag_written = written_tag(found.text).has_value() || found.digest.has_value();
+    m_detected->push_back(std::move(d));
+  }
 
   // The reference NAME[:tag][@digest] from a map's keys; nullopt (reported as skipped
   // when asked) when it does not parse.
@@ -537,6 +554,7 @@ private:
   std::unordered_set<const Node*> m_handled;
   std::vector<ChangeRecord> m_changes;
   std::vector<SkipRecord> m_skipped;
+  std::vector<DetectedImage>* m_detected = nullptr;
 };
 
 Result rewrite_tree(Node root, const Options& options, const std::string& what) {
@@ -547,6 +565,35 @@ Result rewrite_tree(Node root, const Options& options, const std::string& what) 
 }
 
 } // namespace
+
+// A key that holds an image reference: its name contains "image", but it does not hold
+// a part of one (imageTag, imagePullPolicy, imagePullSecrets, imageRegistry, …).
+bool is_image_key(std::string_view key) {
+  const std::string k = lowered(key);
+  if (!contains(k, "image")) return false;
+  constexpr std::array<std::string_view, 7> k_parts = {"tag", "digest", "policy", "secret", "registry", "version", "pull"};
+  return std::none_of(k_parts.begin(), k_parts.end(), [&](std::string_view part) { return contains(k, part); });
+}
+
+bool looks_like_image(std::string_view text) {
+  if (text.empty() || text.size() > k_max_reference_length || templated(text)) return false;
+  const std::optional<oci::Reference> ref = try_parse(text);
+  return ref && plausible_image(text, *ref);
+}
+
+Detection detect_images(const std::string& values_yaml, const std::string& what) {
+  Node root = parse_values(values_yaml, what);
+  // Without a bundle every image-looking value is placed; the target only has to be one
+  // no value can already point at.
+  Options options;
+  options.target = {"ferry-detect.invalid", ""};
+  Detection detection;
+  Rewriter rewriter(root, options, what);
+  rewriter.record_detections(detection.images);
+  rewriter.detect();
+  detection.skipped = rewriter.finish().skipped;
+  return detection;
+}
 
 Result rewrite(const std::string& values_yaml, const Options& options, const std::string& what) {
   return rewrite_tree(parse_values(values_yaml, what), options, what);

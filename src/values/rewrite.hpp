@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry::values {
@@ -116,6 +117,39 @@ struct Result {
 // values as the detectors left them. A value with "{{" is skipped as templated (for a map:
 // its registry or repository; a templated tag or digest is left as it is).
 Result rewrite(const std::string& values_yaml, const Options& options, const std::string& what);
+
+// An image a detector recognises in values: what rewrite() would place without a bundle
+// (image discovery lists these, values/discover.hpp).
+struct DetectedImage {
+  std::string path;              // the value naming it: "backend.image.repository", "sidecars[0].image"
+  std::vector<std::string> keys; // the same path, one item per map key or list index ("[0]")
+  std::string detector;          // as Change::detector: "image string", "registry/repository map", …
+  // The reference as the values write it, a map's parts joined ("docker.io/bitnami/redis:7.0",
+  // "iterativeai/studio-backend" when the map's tag is empty).
+  std::string reference;
+  // The map's `registry` value when the map has that key (even empty): the part of
+  // `reference` that charts replace with global.imageRegistry.
+  std::optional<std::string> registry;
+  bool tag_written = false; // `reference` carries a tag or a digest
+};
+
+struct Detection {
+  std::vector<DetectedImage> images; // in the values' document order
+  // Image-looking values no detector could read: templated ({{ … }}) or not a reference.
+  std::vector<Skipped> skipped;
+};
+
+// Every image the detectors of rewrite() recognise in `values_yaml` (as rewrite() without
+// a bundle would see them; global.imageRegistry is not applied). UsageError as rewrite().
+Detection detect_images(const std::string& values_yaml, const std::string& what);
+
+// Whether a map key holds an image reference: its name contains "image" but not tag,
+// digest, policy, secret, registry, version or pull ("image", "initImage", "sidecarImage").
+bool is_image_key(std::string_view key);
+
+// Whether `text` reads as an image reference: it parses (oci::Reference), is not too long,
+// not a word of configuration ("true", "none") and its last path part has a letter.
+bool looks_like_image(std::string_view text);
 
 // What `ferry values --chart` reads: a chart (directory or .tgz) and values files.
 struct ChartInput {

@@ -12,6 +12,8 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <memory>
 
@@ -32,6 +34,108 @@ std::int64_t source_date_epoch() {
   return value;
 }
 
+std::string found_by_text(const bundle::DiscoveryRecord& f) {
+  return fmt::format("{} in chart {}{}: {}", f.method, f.chart, f.release.empty() ? "" : ", release " + f.release, f.where);
+}
+
+nlohmann::json found_by_json(const std::vector<bundle::DiscoveryRecord>& found_by) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& f : found_by) {
+    nlohmann::json o = {{"chart", f.chart}, {"method", f.method}, {"where", f.where}};
+    if (!f.release.empty()) o["release"] = f.release;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+nlohmann::json discovery_json(const std::vector<ChartDiscoveryReport>& reports) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : reports) {
+    nlohmann::json unresolved = nlohmann::json::array();
+    for (const auto& u : r.unresolved) {
+      nlohmann::json o = {{"text", u.text},
+                          {"method", std::string(values::to_string(u.found.method))},
+                          {"where", u.found.where},
+                          {"reason", u.reason}};
+      if (!u.found.release.empty()) o["release"] = u.found.release;
+      unresolved.push_back(std::move(o));
+    }
+    out.push_back({{"chart", r.chart}, {"methods", r.methods}, {"unresolved", unresolved}, {"warnings", r.warnings}});
+  }
+  return out;
+}
+
+// The plan of `pack --dry-run`: what the bundle would hold, and where each image comes from.
+void print_plan(Output& out, const PackResult& r) {
+  const auto& d = r.descriptor;
+  if (out.json()) {
+    nlohmann::json images = nlohmann::json::array();
+    for (const auto& i : d.images) {
+      nlohmann::json o = {{"ref", i.ref},           {"source", i.source},       {"digest", i.digest.str()},
+                          {"mediaType", i.media_type}, {"platforms", i.platforms}, {"size", i.size}};
+      if (i.source_digest) o["sourceDigest"] = i.source_digest->str();
+      if (!i.found_by.empty()) o["foundBy"] = found_by_json(i.found_by);
+      o["listed"] = static_cast<std::size_t>(&i - d.images.data()) < r.listed_images; // in the manifest's images:
+      images.push_back(std::move(o));
+    }
+    nlohmann::json charts = nlohmann::json::array();
+    for (const auto& c : d.charts) {
+      nlohmann::json o = {{"name", c.name},     {"version", c.version},         {"source", c.source},
+                          {"ref", c.ref},       {"digest", c.digest.str()},     {"archiveDigest", c.archive_digest.str()},
+                          {"size", c.size},     {"images", c.images}};
+      if (!c.source_url.empty()) o["sourceUrl"] = c.source_url;
+      charts.push_back(std::move(o));
+    }
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : d.files) {
+      files.push_back({{"path", f.path}, {"source", f.source}, {"contentDigest", f.content_digest.str()}, {"size", f.size}});
+    }
+    print_json(out, {{"dryRun", true},
+                     {"name", d.name},
+                     {"version", d.version},
+                     {"images", images},
+                     {"charts", charts},
+                     {"files", files},
+                     {"discovery", discovery_json(r.discovery)},
+                     {"blobs", d.blobs.size()},
+                     {"contentSize", d.blob_bytes()}});
+    return;
+  }
+  out.result(fmt::format("plan for {} {} (dry run: no layer downloaded, nothing written)", d.name, d.version));
+  for (const auto& c : d.charts) {
+    out.result(fmt::format("chart {} {} from {} ({}, {})", c.name, c.version, c.source_url.empty() ? c.source : c.source_url,
+                           c.digest.str(), human_bytes(c.size)));
+    const auto report = std::find_if(r.discovery.begin(), r.discovery.end(), [&](const auto& x) { return x.chart == c.name; });
+    if (report != r.discovery.end()) {
+      std::string methods;
+      for (const auto& m : report->methods) methods += (methods.empty() ? "" : ", ") + m;
+      out.result(fmt::format("  images: auto (from {}): {}", methods, c.images.size()));
+    } else if (!c.images.empty()) {
+      out.result(fmt::format("  images: {}", c.images.size()));
+    }
+    for (const auto& image : c.images) out.result("    " + image);
+  }
+  for (std::size_t n = 0; n < d.images.size(); ++n) {
+    const auto& i = d.images[n];
+    std::string platforms;
+    for (const auto& p : i.platforms) platforms += (platforms.empty() ? "" : ", ") + p;
+    out.result(fmt::format("image {} {}{}, {}", i.ref, i.digest.str(), platforms.empty() ? "" : " " + platforms,
+                           human_bytes(i.size)));
+    if (n < r.listed_images) out.result("  listed in the manifest as " + i.source);
+    for (const auto& f : i.found_by) out.result("  found by " + found_by_text(f));
+  }
+  for (const auto& f : d.files) out.result(fmt::format("file {} from {}, {}", f.path, f.source, human_bytes(f.size)));
+  for (const auto& report : r.discovery) {
+    for (const auto& u : report.unresolved) {
+      out.result(fmt::format("not packed (chart {}): {}{} at {}{}: {}", report.chart, u.text.empty() ? "" : "'" + u.text + "' ",
+                             values::to_string(u.found.method), u.found.where,
+                             u.found.release.empty() ? "" : " (release " + u.found.release + ")", u.reason));
+    }
+  }
+  out.result(fmt::format("{} images, {} charts, {} files; {} blobs, {} of content", d.images.size(), d.charts.size(),
+                         d.files.size(), d.blobs.size(), human_bytes(d.blob_bytes())));
+}
+
 } // namespace
 
 void add_pack(CLI::App& app, CommandRun& run) {
@@ -44,12 +148,15 @@ void add_pack(CLI::App& app, CommandRun& run) {
     RegistryFlags registry;
     std::vector<std::string> mirrors;
     std::vector<std::string> platforms;
+    bool dry_run = false;
+    std::string helm;
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("pack", "Build a signed bundle from a bundle manifest");
   cmd->add_option("-f,--file", flags->manifest, "Bundle manifest (YAML, see manifests/) or a plain image list")->required();
-  cmd->add_option("-o,--out", flags->output, "Bundle to write, NAME.tar.zst (NAME.sha256 is written beside it)")->required();
-  cmd->add_option("--key", flags->key, "Private signing key (from `ferry keygen`)")->required();
+  cmd->add_option("-o,--out", flags->output,
+                  "Bundle to write, NAME.tar.zst (NAME.sha256 is written beside it); required unless --dry-run");
+  cmd->add_option("--key", flags->key, "Private signing key (from `ferry keygen`); required unless --dry-run");
   cmd->add_option("--passphrase-file", flags->passphrase_file,
                   "File holding the key's passphrase (or set FERRY_KEY_PASSPHRASE)");
   cmd->add_option("--compression-level", flags->level, "zstd level for compressible entries, 1-19 (default 3)");
@@ -60,9 +167,23 @@ void add_pack(CLI::App& app, CommandRun& run) {
   cmd->add_option("--platform", flags->platforms,
                   "Keep only this platform of multi-platform images, os/arch[/variant] (repeatable; replaces the "
                   "manifest's default platforms:)");
+  cmd->add_flag("--dry-run", flags->dry_run,
+                "Resolve everything (tags to digests, chart versions, `images: auto`) and print the plan with where each "
+                "image comes from; no layer is downloaded and nothing is written");
+  cmd->add_option("--helm", flags->helm,
+                  "helm used to render charts with `images: auto` (default: helm from $PATH; without it, images are "
+                  "discovered from annotations and values only, with a warning)");
   cmd->footer("Timestamps come from SOURCE_DATE_EPOCH (default 0): the same inputs give the same bundle bytes.");
   cmd->callback([flags, &run] {
     run = [flags](Output& out) {
+      if (!flags->dry_run && (flags->output.empty() || flags->key.empty())) {
+        throw core::UsageError(std::string("pack needs ") +
+                                   (flags->output.empty() && flags->key.empty() ? "--out and --key"
+                                    : flags->output.empty()                     ? "--out"
+                                                                                : "--key"),
+                               "give the bundle to write with -o NAME.tar.zst and the signing key with --key, or use "
+                               "--dry-run to see the plan");
+      }
       PackOptions options{.manifest = flags->manifest,
                           .output = flags->output,
                           .key = flags->key,
@@ -71,13 +192,19 @@ void add_pack(CLI::App& app, CommandRun& run) {
                           .source_date_epoch = source_date_epoch(),
                           .tool_version = ferry_version(),
                           .pull = {},
-                          .platforms = {}};
+                          .platforms = {},
+                          .dry_run = flags->dry_run,
+                          .helm = flags->helm};
       options.pull.client = client_options(flags->registry);
       options.pull.jobs = flags->registry.jobs;
       for (const auto& m : flags->mirrors) options.pull.mirrors.push_back(Mirror::parse(m));
       for (const auto& p : flags->platforms) options.platforms.push_back(oci::Platform::parse(p));
       const PackResult r = pack(options, out, out);
       out.finish_progress();
+      if (r.dry_run) {
+        print_plan(out, r);
+        return;
+      }
       const auto& d = r.descriptor;
       if (out.json()) {
         nlohmann::json j = bundle_json(d, bundle::SignatureCheck{bundle::SignatureCheck::Status::verified,
@@ -86,6 +213,11 @@ void add_pack(CLI::App& app, CommandRun& run) {
         j["bundle"] = r.bundle_path.string();
         j["checksumFile"] = r.checksum_path.string();
         j["sha256"] = std::string(r.bundle_digest->hex());
+        // How `images: auto` found each image (ferry.json `foundBy`), in the same order.
+        for (std::size_t i = 0; i < d.images.size() && i < j["images"].size(); ++i) {
+          if (!d.images[i].found_by.empty()) j["images"][i]["foundBy"] = found_by_json(d.images[i].found_by);
+        }
+        if (!r.discovery.empty()) j["discovery"] = discovery_json(r.discovery);
         print_json(out, j);
         return;
       }

@@ -62,6 +62,29 @@ TEST_CASE("parse_descriptor round-trips to_json") {
   CHECK(back.signer->algorithm == "ed25519");
 }
 
+TEST_CASE("parse_descriptor reads back how discovered images were found, and accepts images without it") {
+  bundle::BundleDescriptor d = sample();
+  d.images[0].found_by = {{"studio", "values", "backend.image.repository (registry/repository map)", "studio"},
+                          {"studio", "annotation", "artifacthub.io/images of chart studio: backend", ""}};
+  const std::string text = bundle::to_json(d);
+  const auto j = nlohmann::json::parse(text);
+  CHECK(j["images"][0]["foundBy"][0]["release"] == "studio");
+  CHECK_FALSE(j["images"][0]["foundBy"][1].contains("release")); // optional: the chart's defaults
+  const bundle::BundleDescriptor back = bundle::parse_descriptor(text);
+  REQUIRE(back.images[0].found_by.size() == 2);
+  CHECK(back.images[0].found_by[0].chart == "studio");
+  CHECK(back.images[0].found_by[0].method == "values");
+  CHECK(back.images[0].found_by[0].where == "backend.image.repository (registry/repository map)");
+  CHECK(back.images[0].found_by[1].release.empty());
+  CHECK(bundle::to_json(back) == text);
+  // Images the manifest alone lists carry no foundBy.
+  CHECK_FALSE(as_json(sample())["images"][0].contains("foundBy"));
+  auto bad = j;
+  bad["images"][0]["foundBy"][0].erase("method");
+  CHECK_THROWS_WITH_AS(bundle::parse_descriptor(bad.dump()), doctest::Contains("images[0].foundBy[0] has no field 'method'"),
+                       ferry::core::IntegrityError);
+}
+
 TEST_CASE("parse_descriptor refuses another format version and says which") {
   auto j = as_json(sample());
   j["formatVersion"] = 2;
