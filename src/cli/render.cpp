@@ -35,6 +35,9 @@ void print_bundle(Output& out, const bundle::BundleDescriptor& d, const bundle::
     for (const auto& p : i.platforms) platforms += (platforms.empty() ? "" : ",") + p;
     out.result(fmt::format("  {}  {}  {}  {}", i.ref, i.digest.short_str(), human_bytes(i.size),
                            platforms.empty() ? "-" : platforms));
+    for (const auto& f : i.found_by) {
+      out.result(fmt::format("    found by {} in chart {}: {}", f.method, f.chart, f.where));
+    }
   }
   if (!d.charts.empty()) out.result(fmt::format("charts     {}", d.charts.size()));
   for (const auto& c : d.charts) {
@@ -56,6 +59,13 @@ json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck
     json o = {{"ref", i.ref}, {"source", i.source}, {"digest", i.digest.str()}, {"mediaType", i.media_type},
               {"platforms", i.platforms}, {"size", i.size}};
     if (i.source_digest) o["sourceDigest"] = i.source_digest->str();
+    if (!i.found_by.empty()) {
+      json found = json::array();
+      for (const auto& f : i.found_by) {
+        found.push_back({{"chart", f.chart}, {"method", f.method}, {"where", f.where}, {"release", f.release}});
+      }
+      o["foundBy"] = std::move(found);
+    }
     images.push_back(std::move(o));
   }
   json charts = json::array();
