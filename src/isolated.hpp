@@ -50,4 +50,35 @@ values::Result release_overlay(const ReleaseInputs& inputs, const PushTarget& ta
                                const std::vector<std::string>& site_values = {},
                                const std::vector<std::string>& site_names = {});
 
+// `ferry values BUNDLE`: the overlay of every release, written to OUT_DIR/RELEASE.yaml.
+struct ValuesOptions {
+  std::filesystem::path bundle;
+  PushTarget target;
+  TrustOptions trust;
+  std::filesystem::path out_dir; // created if missing
+  bool pin_digests = false;
+};
+
+struct ReleaseValues {
+  std::string name;
+  std::string namespace_name;
+  std::string chart;                  // "NAME VERSION"
+  std::filesystem::path overlay_file; // OUT_DIR/NAME.yaml
+  values::Result result;              // changes, skipped values, unplaced images
+};
+
+struct ValuesResult {
+  bundle::BundleDescriptor descriptor;
+  bundle::SignatureCheck signature;
+  std::vector<ReleaseValues> releases; // in the bundle's order
+};
+
+// load_bundle_releases, then release_overlay for each release (its `set:` keys with
+// values as site values; required ones, still empty, are left out), then each overlay
+// written atomically to OUT_DIR/RELEASE.yaml once every release was computed (nothing is
+// written when one fails). Nothing else in OUT_DIR is touched. Images no value places
+// are an outcome (ReleaseValues::result.unplaced), not an error. UsageError: a release
+// name that cannot be a file name, OUT_DIR not creatable; what the above throw.
+ValuesResult write_release_overlays(const ValuesOptions& options, core::LogSink& log);
+
 } // namespace ferry

@@ -1,10 +1,12 @@
-// ferry push (stage 2 of unpack) and ferry unpack (the stages ferry has so far).
+// ferry push (stage 2 of unpack) and ferry unpack (every isolated-side stage).
 // SPDX-License-Identifier: Apache-2.0
 #include "image_push.hpp"
+#include "unpack.hpp"
 
 #include "cli/commands/commands.hpp"
 #include "cli/commands/registry_flags.hpp"
 #include "cli/commands/trust_flags.hpp"
+#include "cli/commands/upgrade_flags.hpp"
 #include "cli/output.hpp"
 #include "cli/render.hpp"
 
@@ -26,53 +28,46 @@ struct PushFlags : TrustFlags {
   RegistryFlags connection;
 };
 
-void add_push_flags(CLI::App& cmd, PushFlags& flags) {
+// The flags push and unpack share; --dry-run is each command's own.
+void add_target_flags(CLI::App& cmd, PushFlags& flags) {
   cmd.add_option("bundle", flags.bundle, "Bundle file (.tar.zst)")->required();
   cmd.add_option("--registry", flags.registry, "Target: HOST[:PORT][/PREFIX]")->required();
   add_trust_flags(cmd, flags, "Trusted public key; repeat for several (any of them may have signed)");
   add_registry_flags(cmd, flags.connection, "the target registry");
-  cmd.add_flag("--dry-run", flags.dry_run, "Verify the bundle and show what would be pushed; push nothing");
   cmd.add_option("--state-dir", flags.state_dir,
-                 "Where the push journal is kept (default $XDG_STATE_HOME/ferry or ~/.local/state/ferry)");
+                 "Where the push journal (and unpack's upgrade state) is kept (default $XDG_STATE_HOME/ferry or "
+                 "~/.local/state/ferry)");
 }
 
-void run_push(const PushFlags& flags, Output& out) {
-  PushOptions options;
-  options.bundle = flags.bundle;
-  options.target = PushTarget::parse(flags.registry);
-  options.trust = trust_options(flags);
-  options.client = client_options(flags.connection);
+registry::ClientOptions push_client_options(const RegistryFlags& connection) {
+  registry::ClientOptions client = client_options(connection);
   // Up to 2 x -j uploads run at once (-j streaming, -j finishing), each holding one
   // chunk in memory to resume from: 8 MiB chunks keep that near 64 MiB at -j 4.
-  if (flags.connection.chunk_size.empty()) options.client.chunk_size = 8ull << 20;
-  options.dry_run = flags.dry_run;
-  options.state_dir = flags.state_dir;
-  options.jobs = flags.connection.jobs;
-  const PushResult r = push_bundle(options, out, out);
-  out.finish_progress();
-  if (out.json()) {
-    nlohmann::json artifacts = nlohmann::json::array();
-    for (const auto& a : r.artifacts) {
-      artifacts.push_back({{"kind", a.kind}, {"source", a.source}, {"target", a.target}, {"digest", a.digest.str()}});
-    }
-    print_json(out, {{"bundle", flags.bundle},
-                     {"registry", options.target.str()},
-                     {"dryRun", r.dry_run},
-                     {"signature", {{"keyId", r.signature.key_id}, {"verified", r.signature.status ==
-                                                                                   bundle::SignatureCheck::Status::verified}}},
-                     {"blobs", {{"uploaded", r.blobs_uploaded}, {"uploadedBytes", r.bytes_uploaded},
-                                {"present", r.blobs_present}, {"presentBytes", r.bytes_present},
-                                {"mounted", r.blobs_mounted}}},
-                     {"manifests", {{"pushed", r.manifests_pushed}, {"present", r.manifests_present}}},
-                     {"journal", r.journal.string()},
-                     {"readWholeBundle", r.read_whole_bundle},
-                     {"journalEntriesBefore", r.journal_entries},
-                     {"artifacts", artifacts}});
-    return;
+  if (connection.chunk_size.empty()) client.chunk_size = 8ull << 20;
+  return client;
+}
+
+nlohmann::json push_json(const PushResult& r) {
+  nlohmann::json artifacts = nlohmann::json::array();
+  for (const auto& a : r.artifacts) {
+    artifacts.push_back({{"kind", a.kind}, {"source", a.source}, {"target", a.target}, {"digest", a.digest.str()}});
   }
+  return {{"dryRun", r.dry_run},
+          {"signature", {{"keyId", r.signature.key_id},
+                         {"verified", r.signature.status == bundle::SignatureCheck::Status::verified}}},
+          {"blobs", {{"uploaded", r.blobs_uploaded}, {"uploadedBytes", r.bytes_uploaded},
+                     {"present", r.blobs_present}, {"presentBytes", r.bytes_present},
+                     {"mounted", r.blobs_mounted}}},
+          {"manifests", {{"pushed", r.manifests_pushed}, {"present", r.manifests_present}}},
+          {"journal", r.journal.string()},
+          {"readWholeBundle", r.read_whole_bundle},
+          {"journalEntriesBefore", r.journal_entries},
+          {"artifacts", artifacts}};
+}
+
+void print_push(const PushResult& r, const std::string& bundle, const std::string& target, Output& out) {
   const char* verb = r.dry_run ? "would push" : "pushed";
-  out.result(fmt::format("{}: {} {}", flags.bundle, r.dry_run ? "dry run, nothing pushed to" : "pushed to",
-                         options.target.str()));
+  out.result(fmt::format("{}: {} {}", bundle, r.dry_run ? "dry run, nothing pushed to" : "pushed to", target));
   out.result(fmt::format("signature  {}", signature_text(r.signature)));
   out.result(fmt::format("blobs      {} {} ({}), {} already there ({}), {} mounted", verb, r.blobs_uploaded,
                          human_bytes(r.bytes_uploaded), r.blobs_present, human_bytes(r.bytes_present), r.blobs_mounted));
@@ -80,27 +75,97 @@ void run_push(const PushFlags& flags, Output& out) {
   for (const auto& a : r.artifacts) out.result(fmt::format("  {:<6} {}", a.kind, a.target));
 }
 
+void run_push(const PushFlags& flags, Output& out) {
+  PushOptions options;
+  options.bundle = flags.bundle;
+  options.target = PushTarget::parse(flags.registry);
+  options.trust = trust_options(flags);
+  options.client = push_client_options(flags.connection);
+  options.dry_run = flags.dry_run;
+  options.state_dir = flags.state_dir;
+  options.jobs = flags.connection.jobs;
+  const PushResult r = push_bundle(options, out, out);
+  out.finish_progress();
+  if (out.json()) {
+    nlohmann::json doc = push_json(r);
+    doc["bundle"] = flags.bundle;
+    doc["registry"] = options.target.str();
+    print_json(out, doc);
+    return;
+  }
+  print_push(r, flags.bundle, options.target.str(), out);
+}
+
+struct UnpackFlags : PushFlags {
+  bool skip_push = false;
+  bool skip_check = false;
+  bool skip_upgrade = false;
+  UpgradeFlags upgrade;
+};
+
+void run_unpack(const UnpackFlags& flags, Output& out) {
+  UnpackOptions options;
+  options.bundle = flags.bundle;
+  options.registry = flags.registry;
+  options.trust = trust_options(flags);
+  options.client = push_client_options(flags.connection);
+  options.jobs = flags.connection.jobs;
+  options.state_dir = flags.state_dir;
+  options.push = !flags.skip_push;
+  options.check = !flags.skip_check;
+  options.upgrade = !flags.skip_upgrade;
+  apply_upgrade_flags(flags.upgrade, options);
+  const UnpackResult r = unpack_bundle(options, out, out);
+  out.finish_progress();
+  if (out.json()) {
+    nlohmann::json doc = {{"bundle", flags.bundle},
+                          {"bundleId", r.bundle_id},
+                          {"registry", r.registry},
+                          {"plan", options.plan},
+                          {"dryRun", options.dry_run},
+                          {"push", r.push ? push_json(*r.push) : nlohmann::json(nullptr)},
+                          {"verified", r.verify.has_value() || r.push != nullptr}};
+    add_stages_json(r, doc);
+    print_json(out, doc);
+    return;
+  }
+  if (r.push) {
+    print_push(*r.push, flags.bundle, r.registry, out);
+  } else {
+    out.result(fmt::format("{}: bundle {}, push skipped{}", flags.bundle, r.bundle_name,
+                           r.verify ? "; verified, signature " + signature_text(r.verify->signature) : std::string()));
+  }
+  print_stages(r, options, out);
+}
+
 } // namespace
 
 void add_push(CLI::App& app, CommandRun& run) {
   auto flags = std::make_shared<PushFlags>();
   auto* cmd = app.add_subcommand("push", "Verify a bundle and push its images and charts to a registry");
-  add_push_flags(*cmd, *flags);
+  add_target_flags(*cmd, *flags);
+  cmd->add_flag("--dry-run", flags->dry_run, "Verify the bundle and show what would be pushed; push nothing");
   cmd->footer("Images go to HOST/PREFIX/<source path without host> by digest and tag; charts to HOST/PREFIX/charts/NAME.\n"
               "Interrupted? Run the same command again: what the registry already has is skipped.");
   cmd->callback([flags, &run] { run = [flags](Output& out) { run_push(*flags, out); }; });
 }
 
 void add_unpack(CLI::App& app, CommandRun& run) {
-  auto flags = std::make_shared<PushFlags>();
-  auto* cmd = app.add_subcommand("unpack", "Run the isolated-side stages: verify and push (values and upgrade come later)");
-  add_push_flags(*cmd, *flags);
-  cmd->callback([flags, &run] {
-    run = [flags](Output& out) {
-      out.log(core::LogLevel::info, "stage verify + push (values rewriting and helm upgrade are not in this version)");
-      run_push(*flags, out);
-    };
-  });
+  auto flags = std::make_shared<UnpackFlags>();
+  auto* cmd = app.add_subcommand("unpack", "Run every isolated-side stage: verify, push, values, check, upgrade");
+  add_target_flags(*cmd, *flags);
+  add_upgrade_flags(*cmd, flags->upgrade,
+                    "Change nothing: push --dry-run, then pre-flight and helm upgrade --dry-run");
+  cmd->add_flag("--skip-push", flags->skip_push,
+                "The images are already in the registry: verify the bundle, push nothing");
+  cmd->add_flag("--skip-check", flags->skip_check,
+                "Do not render the releases with helm template to check their images");
+  cmd->add_flag("--skip-upgrade", flags->skip_upgrade, "Stop after the values (and check): run no helm upgrade");
+  cmd->footer("Required site keys (set: KEY: \"\" in the manifest) are checked before anything is pushed.\n"
+              "check runs when helm is found (else it is skipped with a warning). --username/--password-stdin are\n"
+              "the target registry's credentials, and with --create-pull-secrets the image pull secrets' too.\n"
+              "Interrupted or failed? Run the same command again: pushed blobs and upgraded releases are skipped.");
+  cmd->callback([flags, &run] { run = [flags](Output& out) { run_unpack(*flags, out); }; });
 }
 
 } // namespace ferry::cli

@@ -1,11 +1,14 @@
 // ferry values: an overlay values file pointing a chart's images at the internal registry.
 // SPDX-License-Identifier: Apache-2.0
 #include "image_push.hpp"
+#include "isolated.hpp"
 #include "values/rewrite.hpp"
 
 #include "cli/commands/commands.hpp"
+#include "cli/commands/trust_flags.hpp"
 #include "cli/output.hpp"
 #include "cli/render.hpp"
+#include "core/error.hpp"
 #include "core/fs.hpp"
 
 #include <CLI/CLI.hpp>
@@ -18,7 +21,8 @@ namespace ferry::cli {
 
 namespace {
 
-struct ValuesFlags {
+struct ValuesFlags : TrustFlags {
+  std::string bundle;
   std::string chart;
   std::vector<std::string> values;
   std::string registry;
@@ -26,7 +30,93 @@ struct ValuesFlags {
   std::string out;
 };
 
+nlohmann::json changes_json(const values::Result& r) {
+  nlohmann::json changes = nlohmann::json::array();
+  for (const auto& c : r.changes) {
+    changes.push_back(
+        {{"path", c.path}, {"old", c.old_value}, {"new", c.new_value}, {"detector", c.detector}, {"image", c.image}});
+  }
+  return changes;
+}
+
+nlohmann::json skipped_json(const values::Result& r) {
+  nlohmann::json skipped = nlohmann::json::array();
+  for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"value", s.value}, {"reason", s.reason}});
+  return skipped;
+}
+
+// BUNDLE mode: one overlay per release, written to DIR/RELEASE.yaml; the report on stdout.
+void run_bundle_values(const ValuesFlags& flags, Output& out) {
+  if (flags.out.empty()) {
+    throw core::UsageError("ferry values BUNDLE needs -o DIR", "give the directory for the overlays: -o DIR "
+                                                                "(one RELEASE.yaml per release)");
+  }
+  if (!flags.values.empty()) {
+    throw core::UsageError("-f/--values is for --chart only",
+                           "the bundle carries each release's values files; site values go to `ferry upgrade`");
+  }
+  ValuesOptions options;
+  options.bundle = flags.bundle;
+  options.target = PushTarget::parse(flags.registry);
+  options.trust = trust_options(flags);
+  options.out_dir = flags.out;
+  options.pin_digests = flags.pin_digests;
+  const ValuesResult r = write_release_overlays(options, out);
+
+  if (out.json()) {
+    nlohmann::json releases = nlohmann::json::array();
+    for (const auto& rv : r.releases) {
+      releases.push_back({{"name", rv.name},
+                          {"namespace", rv.namespace_name},
+                          {"chart", rv.chart},
+                          {"overlayFile", rv.overlay_file.string()},
+                          {"overlay", rv.result.overlay_yaml},
+                          {"changes", changes_json(rv.result)},
+                          {"skipped", skipped_json(rv.result)},
+                          {"unplaced", rv.result.unplaced}});
+    }
+    print_json(out, {{"bundle", flags.bundle},
+                     {"registry", options.target.str()},
+                     {"pinDigests", flags.pin_digests},
+                     {"outputDir", flags.out},
+                     {"signature", signature_text(r.signature)},
+                     {"releases", releases}});
+    return;
+  }
+  if (r.releases.empty()) out.result("the bundle has no releases: no overlay written");
+  for (const auto& rv : r.releases) {
+    const auto& res = rv.result;
+    out.result(fmt::format("{} (chart {}): {} value{} rewritten for {}, {} skipped, {} image{} not placed; overlay "
+                           "written to {}",
+                           rv.name, rv.chart, res.changes.size(), res.changes.size() == 1 ? "" : "s",
+                           options.target.str(), res.skipped.size(), res.unplaced.size(),
+                           res.unplaced.size() == 1 ? "" : "s", rv.overlay_file.string()));
+    for (const auto& c : res.changes) {
+      out.result(fmt::format("  {}: {} -> {}  ({})", c.path, c.old_value.empty() ? "\"\"" : c.old_value, c.new_value,
+                             c.detector));
+    }
+    for (const auto& s : res.skipped) out.result(fmt::format("  skipped {}: {}  ({})", s.path, s.value, s.reason));
+    for (const auto& image : res.unplaced) {
+      out.result(fmt::format("  not placed: {} (no value names it; `ferry check` shows where the chart takes it from)",
+                             image));
+    }
+  }
+}
+
 void run_values(const ValuesFlags& flags, Output& out) {
+  if (flags.bundle.empty() == flags.chart.empty()) {
+    throw core::UsageError(flags.bundle.empty() ? "ferry values needs a BUNDLE or --chart"
+                                                : "ferry values takes a BUNDLE or --chart, not both",
+                           "ferry values BUNDLE --registry R --pubkey KEY.pub -o DIR, or ferry values --chart CHART "
+                           "--registry R [-f VALUES] [-o FILE]");
+  }
+  if (!flags.bundle.empty()) {
+    run_bundle_values(flags, out);
+    return;
+  }
+  if (!flags.pubkeys.empty() || flags.skip) {
+    throw core::UsageError("--pubkey and --insecure-skip-signature are for a BUNDLE, not --chart");
+  }
   const PushTarget target = PushTarget::parse(flags.registry);
   values::Options options;
   options.target = {target.host, target.prefix};
@@ -38,18 +128,11 @@ void run_values(const ValuesFlags& flags, Output& out) {
   if (!flags.out.empty()) core::write_file_atomic(flags.out, r.overlay_yaml);
 
   if (out.json()) {
-    nlohmann::json changes = nlohmann::json::array();
-    for (const auto& c : r.changes) {
-      changes.push_back(
-          {{"path", c.path}, {"old", c.old_value}, {"new", c.new_value}, {"detector", c.detector}, {"image", c.image}});
-    }
-    nlohmann::json skipped = nlohmann::json::array();
-    for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"value", s.value}, {"reason", s.reason}});
     print_json(out, {{"chart", flags.chart},
                      {"registry", target.str()},
                      {"pinDigests", flags.pin_digests},
-                     {"changes", changes},
-                     {"skipped", skipped},
+                     {"changes", changes_json(r)},
+                     {"skipped", skipped_json(r)},
                      {"overlay", r.overlay_yaml},
                      {"overlayFile", flags.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(flags.out)}});
     return;
@@ -79,20 +162,27 @@ void run_values(const ValuesFlags& flags, Output& out) {
 
 void add_values(CLI::App& app, CommandRun& run) {
   auto flags = std::make_shared<ValuesFlags>();
-  auto* cmd = app.add_subcommand("values", "Write a values overlay that points a chart's images at the internal registry");
-  cmd->add_option("--chart", flags->chart, "Chart directory or .tgz")->required();
+  auto* cmd = app.add_subcommand("values", "Write values overlays that point a bundle's (or a chart's) images at the "
+                                          "internal registry");
+  cmd->add_option("bundle", flags->bundle, "Bundle file (.tar.zst): one overlay per release, in -o DIR");
+  cmd->add_option("--chart", flags->chart, "Chart directory or .tgz (instead of a bundle)");
   // One file per -f, as helm takes them (a later BUNDLE argument must not be swallowed).
   cmd->add_option("-f,--values", flags->values, "Values file of the release (repeatable; later files win)")
       ->allow_extra_args(false);
   cmd->add_option("--registry", flags->registry, "Internal registry: HOST[:PORT][/PREFIX]")->required();
   cmd->add_flag("--pin-digests", flags->pin_digests,
                 "Also pin images to their digests where values can hold one (needs a bundle to know them)");
-  cmd->add_option("-o,--out", flags->out, "Write the overlay to this file (atomically); default: standard output");
-  cmd->footer("Without a bundle every image-looking value is rewritten to HOST[:PORT]/PREFIX/<source path>\n"
-              "(Docker Hub short names as library/NAME). Only --chart is accepted for now; a BUNDLE\n"
-              "argument (rewrite only the bundle's images, pin their digests) comes later.\n"
-              "Images hard-coded in templates cannot be reached through values: check the rendered\n"
-              "chart (`helm template CHART -f OVERLAY`).");
+  cmd->add_option("-o,--out", flags->out,
+                  "BUNDLE: the directory for RELEASE.yaml overlays (created if missing). --chart: write the overlay to "
+                  "this file (atomically); default: standard output");
+  add_trust_flags(*cmd, *flags, "Trusted public key for a BUNDLE; repeat for several");
+  cmd->footer("With a BUNDLE only values naming the bundle's images are rewritten, to where `ferry push`\n"
+              "puts them (HOST[:PORT]/PREFIX/<source path>, Docker Hub short names as library/NAME), using\n"
+              "each release's values files and rules from the bundle; images no value places are reported.\n"
+              "Your own values files are never modified: use the overlays as the last -f.\n"
+              "With --chart every image-looking value is rewritten.\n"
+              "Images hard-coded in templates cannot be reached through values: `ferry check` renders the\n"
+              "charts and names them.");
   cmd->callback([flags, &run] { run = [flags](Output& out) { run_values(*flags, out); }; });
 }
 
