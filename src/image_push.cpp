@@ -495,15 +495,7 @@ std::string PushTarget::chart_repository(const std::string& chart) const {
 
 PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::ProgressSink& progress) {
   bundle::TrustedKeys keys;
-  for (const auto& path : options.trust.pubkeys) keys.add(bundle::PublicKey::load(path));
-  bundle::SignaturePolicy policy = bundle::SignaturePolicy::require;
-  if (options.trust.insecure_skip_signature) {
-    log.warning("--insecure-skip-signature: the signature of this bundle is NOT checked; anything in it is pushed");
-    policy = bundle::SignaturePolicy::skip;
-  } else if (keys.empty()) {
-    throw core::UsageError("no trusted public key given",
-                           "pass the release engineer's key with --pubkey KEY.pub (repeatable)");
-  }
+  const bundle::SignaturePolicy policy = load_trust(options.trust, keys, log);
   PushResult result;
   result.dry_run = options.dry_run;
   core::with_context("pushing " + core::display(options.bundle) + " to " + options.target.str(), [&] {

@@ -24,25 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view k_skip_warning =
-    "--insecure-skip-signature: the signature of this bundle is NOT checked. Its contents are checked only against "
-    "its own ferry.json, which anyone who could change the bundle could also have rewritten";
-
-// As verify: keys are required unless the operator skips the check, loudly.
-bundle::SignaturePolicy load_trust(const TrustOptions& trust, bundle::TrustedKeys& keys, core::LogSink& log) {
-  for (const auto& path : trust.pubkeys) keys.add(bundle::PublicKey::load(path));
-  if (trust.insecure_skip_signature) {
-    log.warning(k_skip_warning);
-    return bundle::SignaturePolicy::skip;
-  }
-  if (keys.empty()) {
-    throw core::UsageError("no trusted public key given",
-                           "pass the release engineer's key with --pubkey KEY.pub (repeatable); only to accept an "
-                           "unverified bundle, pass --insecure-skip-signature");
-  }
-  return bundle::SignaturePolicy::require;
-}
-
 std::string blob_path(const core::Digest& digest) { return "blobs/sha256/" + std::string(digest.hex()); }
 
 // The tar entries inside one zstd frame of the file.

@@ -27,25 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view k_skip_warning =
-    "--insecure-skip-signature: the signature of this bundle is NOT checked. Its contents are checked only against "
-    "its own ferry.json, which anyone who could change the bundle could also have rewritten";
-
-bundle::SignaturePolicy load_trust(const TrustOptions& trust, bundle::TrustedKeys& keys, core::LogSink& log,
-                                   bool keys_required) {
-  for (const auto& path : trust.pubkeys) keys.add(bundle::PublicKey::load(path));
-  if (trust.insecure_skip_signature) {
-    log.warning(k_skip_warning);
-    return bundle::SignaturePolicy::skip;
-  }
-  if (keys.empty()) {
-    if (!keys_required) return bundle::SignaturePolicy::skip;
-    throw core::UsageError("no trusted public key given",
-                           "pass the release engineer's key with --pubkey KEY.pub (repeatable); only to accept an "
-                           "unverified bundle, pass --insecure-skip-signature");
-  }
-  return bundle::SignaturePolicy::require;
-}
 
 std::uint64_t size_or_zero(const fs::path& path) {
   std::error_code ec;
@@ -83,6 +64,26 @@ void sync_directory_tree(const fs::path& dir) {
 }
 
 } // namespace
+
+static constexpr std::string_view k_skip_warning =
+    "--insecure-skip-signature: the signature of this bundle is NOT checked. Its contents are checked only against "
+    "its own ferry.json, which anyone who could change the bundle could also have rewritten";
+
+bundle::SignaturePolicy load_trust(const TrustOptions& trust, bundle::TrustedKeys& keys, core::LogSink& log,
+                                   bool keys_required) {
+  for (const auto& path : trust.pubkeys) keys.add(bundle::PublicKey::load(path));
+  if (trust.insecure_skip_signature) {
+    log.warning(k_skip_warning);
+    return bundle::SignaturePolicy::skip;
+  }
+  if (keys.empty()) {
+    if (!keys_required) return bundle::SignaturePolicy::skip;
+    throw core::UsageError("no trusted public key given",
+                           "pass the release engineer's key with --pubkey KEY.pub (repeatable); only to accept an "
+                           "unverified bundle, pass --insecure-skip-signature");
+  }
+  return bundle::SignaturePolicy::require;
+}
 
 VerifyResult verify_bundle(const fs::path& path, const TrustOptions& trust, core::LogSink& log,
                            core::ProgressSink& progress) {

@@ -31,6 +31,12 @@ struct TrustOptions {
   bool insecure_skip_signature = false;
 };
 
+// Loads the trusted keys into `keys` and says how the signature is to be checked: require
+// (keys given), or skip (--insecure-skip-signature, warned about loudly; or no key when
+// `keys_required` is false, as for inspect). UsageError: no key, no skip, keys required.
+bundle::SignaturePolicy load_trust(const TrustOptions& trust, bundle::TrustedKeys& keys, core::LogSink& log,
+                                   bool keys_required = true);
+
 struct VerifyResult {
   bundle::BundleDescriptor descriptor;
   bundle::SignatureCheck signature;
