@@ -204,6 +204,7 @@ public:
     for (const auto& b : d.blobs) {
       m_media_types[b.digest] = b.media_type;
       m_sizes[b.digest] = b.size;
+      if (is_manifest_type(b.media_type)) ++m_manifest_count;
     }
   }
 
@@ -218,8 +219,13 @@ public:
   }
 
   // True once every blob the target lacks has gone by: the rest of the stream is not
-  // needed (the bundle's remaining blobs are already in the target).
-  bool done_with_stream() const { return m_checked && m_needed.empty(); }
+  // needed (the bundle's remaining blobs are already in the target). Asked before each
+  // entry: as soon as every manifest has been read the presence check runs, so an
+  // up-to-date target stops the stream before the first layer is read.
+  bool done_with_stream() {
+    if (!m_checked && m_manifests.size() == m_manifest_count) check_presence();
+    return m_checked && m_needed.empty();
+  }
 
   void push_manifests() {
     m_uploads.finish_all(); // every blob is in place before the first manifest
@@ -458,6 +464,7 @@ private:
   std::map<core::Digest, std::vector<core::Digest>> m_children;
   std::set<std::pair<std::string, core::Digest>> m_pushed;
   bool m_checked = false;
+  std::size_t m_manifest_count = 0; // manifests and indexes in the blob table
   std::set<std::pair<std::string, core::Digest>> m_present; // (repository, blob) in the target
   std::set<core::Digest> m_needed;                          // blobs some repository lacks
 };
