@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <exception>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -137,6 +138,15 @@ struct ImagePuller::Fetch {
   std::set<core::Digest> done;
   std::exception_ptr error;
   std::vector<std::thread> threads;
+  // With an order: offsets[i] = bytes of work[0..i); the consumer is at `consumer_at`
+  // (it waits for work[consumer_at]); a download starts only while it is less than
+  // `ahead` bytes beyond the consumer, so the store never holds much that is written but
+  // not yet consumed (its pages would otherwise be written back to disk, competing with
+  // the consumer's own writes).
+  std::vector<std::uint64_t> offsets;
+  std::map<core::Digest, std::size_t> index;
+  std::size_t consumer_at = 0;
+  std::uint64_t ahead = 0; // 0: no limit
 
   void join() {
     for (auto& t : threads) {
@@ -146,6 +156,9 @@ struct ImagePuller::Fetch {
 };
 
 namespace {
+
+// How far (bytes, in stream order) downloads may run ahead of the writer.
+constexpr std::uint64_t k_download_ahead = 512u << 20;
 
 // Passes writes through until the puller stops: a failure elsewhere aborts the
 // transfers in flight instead of waiting for them to finish.
@@ -191,6 +204,15 @@ void ImagePuller::start(core::ProgressSink& progress, const std::vector<core::Di
                    [](const Pending* a, const Pending* b) { return a->descriptor.size > b->descriptor.size; });
   f.work.insert(f.work.end(), rest.begin(), rest.end());
   f.total = queued_bytes();
+  if (!order.empty()) {
+    std::uint64_t offset = 0;
+    for (std::size_t i = 0; i < f.work.size(); ++i) {
+      f.offsets.push_back(offset);
+      f.index.emplace(f.work[i]->descriptor.digest, i);
+      offset += f.work[i]->descriptor.size;
+    }
+    f.ahead = k_download_ahead;
+  }
 
   auto worker = [this, &f, &progress] {
     for (;;) {
@@ -198,6 +220,14 @@ void ImagePuller::start(core::ProgressSink& progress, const std::vector<core::Di
       const std::size_t i = f.next++;
       if (i >= f.work.size()) return;
       const Pending& p = *f.work[i];
+      if (f.ahead != 0) {
+        // The consumer's own blob always goes; others wait until it is near enough.
+        std::unique_lock lock(f.mutex);
+        f.changed.wait(lock, [&] {
+          return f.stop || f.error || i <= f.consumer_at || f.offsets[i] - f.offsets[f.consumer_at] < f.ahead;
+        });
+        if (f.stop || f.error) return;
+      }
       try {
         core::with_context("pulling blob " + p.descriptor.digest.str() + " of " + p.source.display, [&] {
           // get_blob checks the digest of what it writes before it returns.
@@ -236,6 +266,10 @@ void ImagePuller::wait_for(const core::Digest& digest) {
   if (!m_fetch || !m_queue.count(digest)) return;
   Fetch& f = *m_fetch;
   std::unique_lock lock(f.mutex);
+  if (const auto at = f.index.find(digest); at != f.index.end() && at->second > f.consumer_at) {
+    f.consumer_at = at->second;
+    f.changed.notify_all();
+  }
   f.changed.wait(lock, [&] { return f.error || f.done.count(digest) != 0; });
   if (f.error) std::rethrow_exception(f.error);
 }
