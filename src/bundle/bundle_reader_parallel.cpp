@@ -150,11 +150,27 @@ StreamStats BundleReader::read_entries_parallel(const std::filesystem::path& fil
     return true;
   };
 
+  // True when the entry at `offset` is a layer (a blob that is not a manifest): read from
+  // the frame's first block only, so that a stop before the layers never walks one.
+  auto layer_at = [&](std::uint64_t offset) {
+    try {
+      FrameReader reader(file, FrameExtent{offset, file_size - offset}, m_display);
+      const auto entry = reader.tar().next();
+      if (!entry) return false;
+      std::lock_guard lock(mutex);
+      const auto it = m_expected.find(entry->path);
+      return it != m_expected.end() && !it->second.entry.media_type.empty() && !is_metadata(it->second.entry);
+    } catch (const std::exception&) {
+      return false; // read_frame reports what is wrong with it
+    }
+  };
+
   // The head, the layout and the manifests, here; the first other blob ends this phase.
-  std::optional<FrameExtent> first_layer;
+  bool layers_next = false;
+  std::optional<FrameExtent> first_layer; // a layer frame already walked, for the workers
   bool stopped = false;
   int index = 0;
-  while (auto frame = walker.next()) {
+  for (;;) {
     {
       std::lock_guard lock(mutex);
       if (stop_early && stop_early()) {
@@ -162,13 +178,20 @@ StreamStats BundleReader::read_entries_parallel(const std::filesystem::path& fil
         break;
       }
     }
+    if (walker.offset() < file_size && layer_at(walker.offset())) {
+      layers_next = true;
+      break;
+    }
+    const auto frame = walker.next();
+    if (!frame) break;
     if (!read_frame(*frame, index++)) {
       first_layer = frame;
+      layers_next = true;
       break;
     }
   }
 
-  if (first_layer) {
+  if (layers_next) {
     auto worker = [&] {
       for (;;) {
         FrameExtent frame;
@@ -202,21 +225,24 @@ StreamStats BundleReader::read_entries_parallel(const std::filesystem::path& fil
     };
     try {
       for (int t = 0; t < jobs; ++t) threads.emplace_back(worker);
-      std::optional<FrameExtent> frame = first_layer;
-      while (frame) {
+      for (;;) {
         {
           std::unique_lock lock(mutex);
           // A few frames ahead of the workers, no more: the walk reads the file too.
           changed.wait(lock, [&] { return queue.size() < static_cast<std::size_t>(jobs) || failed; });
           if (failed) break;
+          // Asked before the next frame is walked: stopping reads nothing more.
           if (stop_early && stop_early()) {
             stopped = true;
             break;
           }
-          queue.push_back(*frame);
-          changed.notify_all();
         }
-        frame = walker.next();
+        std::optional<FrameExtent> frame = first_layer ? first_layer : walker.next();
+        first_layer.reset();
+        if (!frame) break;
+        std::lock_guard lock(mutex);
+        queue.push_back(*frame);
+        changed.notify_all();
       }
     } catch (...) {
       std::lock_guard lock(mutex);
