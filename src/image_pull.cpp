@@ -153,12 +153,17 @@ struct ImagePuller::Fetch {
       if (t.joinable()) t.join();
     }
   }
+  // Tells every thread to stop, waking those that wait for the consumer.
+  void halt() {
+    {
+      std::lock_guard lock(mutex);
+      stop = true;
+    }
+    changed.notify_all();
+  }
 };
 
 namespace {
-
-// How far (bytes, in stream order) downloads may run ahead of the writer.
-constexpr std::uint64_t k_download_ahead = 512u << 20;
 
 // Passes writes through until the puller stops: a failure elsewhere aborts the
 // transfers in flight instead of waiting for them to finish.
@@ -181,7 +186,7 @@ private:
 ImagePuller::~ImagePuller() {
   if (m_fetch) {
     // Unwinding from a failure elsewhere: stop the downloads rather than finish them.
-    m_fetch->stop = true;
+    m_fetch->halt();
     m_fetch->join();
   }
 }
@@ -211,7 +216,7 @@ void ImagePuller::start(core::ProgressSink& progress, const std::vector<core::Di
       f.index.emplace(f.work[i]->descriptor.digest, i);
       offset += f.work[i]->descriptor.size;
     }
-    f.ahead = k_download_ahead;
+    f.ahead = std::max<std::uint64_t>(m_options.download_ahead, 1);
   }
 
   auto worker = [this, &f, &progress] {
@@ -256,7 +261,7 @@ void ImagePuller::start(core::ProgressSink& progress, const std::vector<core::Di
   try {
     for (std::size_t t = 0; t < threads; ++t) f.threads.emplace_back(worker);
   } catch (...) {
-    f.stop = true;
+    f.halt();
     f.join();
     throw;
   }

@@ -34,6 +34,10 @@ struct PullOptions {
   registry::ClientOptions client; // for every source registry
   std::vector<Mirror> mirrors;
   int jobs = 4; // parallel blob downloads
+  // With a consumer order (start()), how far downloads may run ahead of the consumer, in
+  // bytes of that order: what is downloaded but not yet consumed stays in the page cache
+  // instead of being written back to disk.
+  std::uint64_t download_ahead = 512ull << 20;
 };
 
 class ImagePuller {
