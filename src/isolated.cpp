@@ -4,13 +4,14 @@
 #include "isolated.hpp"
 
 #include "bundle/bundle_reader.hpp"
-#include "check.hpp"
+#include "bundle/frame_reader.hpp"
 #include "bundle/signing.hpp"
 #include "bundle/tar_reader.hpp"
 #include "bundle/zstd_frames.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/io.hpp"
+#include "check.hpp"
 #include "oci/reference.hpp"
 
 #include <exception>
@@ -25,36 +26,6 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string blob_path(const core::Digest& digest) { return "blobs/sha256/" + std::string(digest.hex()); }
-
-// The tar entries inside one zstd frame of the file.
-class FrameTar {
-public:
-  FrameTar(core::FileSource& file, const bundle::FrameExtent& frame, const std::string& display)
-      : m_exact((file.seek(frame.offset), file), frame.length, "a zstd frame of " + display),
-        m_tar(m_exact, display, bundle::ArchiveEnd::optional) {}
-  bundle::TarReader& tar() { return m_tar; }
-
-private:
-  core::ExactSource m_exact;
-  bundle::TarReader m_tar;
-};
-
-// True when the first frame holds ferry.json alone: ferry wrote the bundle one frame per
-// entry. Any failure only means "read it front to back".
-bool framed_per_entry(core::FileSource& file, bundle::FrameWalker walker, const std::string& display) {
-  try {
-    const auto first = walker.next();
-    if (!first) return false;
-    FrameTar frame(file, *first, display);
-    const auto entry = frame.tar().next();
-    if (!entry || entry->path != bundle::k_descriptor_path) return false;
-    core::NullSink discard;
-    core::copy(frame.tar().body(), discard);
-    return !frame.tar().next();
-  } catch (const std::exception&) {
-    return false;
-  }
-}
 
 // The wanted chart archives, by blob path.
 struct Wanted {
@@ -82,7 +53,7 @@ void read_framed(core::FileSource& file, bundle::FrameWalker walker, const std::
   while (left > 0) {
     const auto frame = walker.next();
     if (!frame) break;
-    FrameTar reader(file, *frame, display);
+    bundle::FrameReader reader(file.path(), *frame, display);
     const auto entry = reader.tar().next();
     if (!entry) continue;
     const auto it = wanted.find(entry->path);
@@ -199,7 +170,7 @@ LoadedBundle load_bundle_releases(const fs::path& path, const TrustOptions& trus
     // for the front-to-back read.
     core::FileSource frames(path);
     const bundle::FrameWalker walker(frames.fd(), frames.size(), display);
-    if (framed_per_entry(frames, walker, display)) {
+    if (bundle::framed_per_entry(path, walker, display)) {
       read_framed(frames, walker, display, wanted);
     } else {
       read_sequential(reader, wanted);

@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "bundle/bundle_reader.hpp"
 
+#include "bundle/frame_reader.hpp"
 #include "bundle/zstd_frames.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
@@ -19,39 +20,8 @@ namespace ferry::bundle {
 
 namespace {
 
-// The tar entries inside one frame of the file.
-class FrameReader {
-public:
-  FrameReader(const std::filesystem::path& file, const FrameExtent& frame, const std::string& display)
-      : m_file(file), m_exact((m_file.seek(frame.offset), m_file), frame.length, "a zstd frame of " + display),
-        m_tar(m_exact, display, ArchiveEnd::optional) {}
-  TarReader& tar() { return m_tar; }
-
-private:
-  core::FileSource m_file;
-  core::ExactSource m_exact;
-  TarReader m_tar;
-};
-
 bool is_metadata(const StreamEntry& entry) {
   return oci::media_type::is_index(entry.media_type) || oci::media_type::is_manifest(entry.media_type);
-}
-
-// True when the file's first frame holds ferry.json and nothing else: then ferry wrote
-// it one frame per entry. Any failure here only means "read it sequentially".
-bool framed_per_entry(const std::filesystem::path& file, FrameWalker walker, const std::string& display) {
-  try {
-    const auto first = walker.next();
-    if (!first) return false;
-    FrameReader reader(file, *first, display);
-    const auto entry = reader.tar().next();
-    if (!entry || entry->path != k_descriptor_path) return false;
-    core::NullSink discard;
-    core::copy(reader.tar().body(), discard);
-    return !reader.tar().next();
-  } catch (const std::exception&) {
-    return false;
-  }
 }
 
 } // namespace
