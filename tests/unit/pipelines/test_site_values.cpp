@@ -30,30 +30,11 @@ using ferry::test::TestDir;
 using ferry::test::write_file;
 using ferry::values::Node;
 
+using ferry::test::ScopedEnv;
+
 namespace {
 
 const std::string k_secret = "s3cr3t-Licence-7f9a";
-
-class ScopedEnv {
-public:
-  ScopedEnv(const char* name, const std::string& value) : m_name(name) {
-    if (const char* old = std::getenv(name)) m_old = old;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ~ScopedEnv() {
-    if (m_old) {
-      ::setenv(m_name, m_old->c_str(), 1);
-    } else {
-      ::unsetenv(m_name);
-    }
-  }
-
-private:
-  const char* m_name;
-  std::optional<std::string> m_old;
-};
 
 // helm_set over `base`, parsed back.
 Node set_tree(const std::string& assignments, const std::string& base = "{}") {

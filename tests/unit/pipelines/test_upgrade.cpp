@@ -33,29 +33,9 @@ using ferry::test::write_file;
 using nlohmann::json;
 using Strings = std::vector<std::string>;
 
+using ferry::test::ScopedEnv;
+
 namespace {
-
-// Sets an environment variable for the life of the object (the stand-ins read theirs).
-class ScopedEnv {
-public:
-  ScopedEnv(const char* name, const std::string& value) : m_name(name) {
-    if (const char* old = std::getenv(name)) m_old = old;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ~ScopedEnv() {
-    if (m_old) {
-      ::setenv(m_name, m_old->c_str(), 1);
-    } else {
-      ::unsetenv(m_name);
-    }
-  }
-
-private:
-  const char* m_name;
-  std::optional<std::string> m_old;
-};
 
 // One call a stand-in recorded.
 struct Call {
