@@ -206,6 +206,7 @@ ReleaseValuesReport release_values(const ReleaseInputs& inputs, const SiteValues
     if (from_site.count(skipped.path) != 0) skipped.value = "(site value)";
   }
   report.unplaced = overlay.unplaced;
+  report.by_rules = overlay.by_rules;
   report.set_keys = site.set_keys;
   report.set_file_keys = site.set_file_keys;
   for (const auto& f : site.files) report.site_files.push_back(core::display(f));
@@ -300,8 +301,7 @@ UnpackResult unpack_bundle(const UnpackOptions& options, core::LogSink& log, cor
     const ReleaseValuesReport& report = result.values.back();
     log.info(report.name + ": " + plural(report.changes.size(), "value", "values") + " rewritten, " +
              std::to_string(report.skipped.size()) + " skipped" +
-             (report.unplaced.empty() ? std::string()
-                                      : ", no detector placed " + join_names(report.unplaced) + " (a rule may have)"));
+             (report.unplaced.empty() ? std::string() : ", no value places " + join_names(report.unplaced)));
     for (const auto& o : report.overrides) {
       log.warning(report.name + ": the image overlay overrides the site's " + o.key + " (" + o.site_value + " -> " +
                   o.overlay_value + ")");
@@ -334,6 +334,7 @@ UnpackResult unpack_bundle(const UnpackOptions& options, core::LogSink& log, cor
       check.trust = options.trust;
       check.values_dir = dir;
       check.helm = options.tools.helm;
+      check.sites = sites;
       auto checked = std::make_shared<CheckResult>(check_bundle(check, log));
       require_check_passed(*checked, target);
       result.check = std::move(checked);

@@ -114,6 +114,7 @@ struct ReleaseValuesReport {
   std::vector<values::Change> changes;
   std::vector<values::Skipped> skipped;
   std::vector<std::string> unplaced;
+  std::vector<values::RulePlaced> by_rules;
   std::vector<OverlayOverride> overrides;
   std::vector<std::string> set_keys;      // keys given with --set
   std::vector<std::string> set_file_keys; // keys given with --set-file

@@ -3,6 +3,7 @@
 #include "cli/render.hpp"
 
 #include "cli/output.hpp"
+#include "values/rewrite.hpp"
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -120,5 +121,29 @@ json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck
 }
 
 void print_json(Output& out, const json& value) { out.result(value.dump()); }
+
+} // namespace ferry::cli
+
+namespace ferry::cli {
+
+nlohmann::json changes_json(const std::vector<values::Change>& changes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : changes) {
+    out.push_back({{"path", c.path}, {"old", c.old_value}, {"new", c.new_value}, {"detector", c.detector}, {"image", c.image}});
+  }
+  return out;
+}
+
+nlohmann::json skipped_json(const std::vector<values::Skipped>& skipped) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : skipped) out.push_back({{"path", s.path}, {"value", s.value}, {"reason", s.reason}});
+  return out;
+}
+
+nlohmann::json by_rules_json(const std::vector<values::RulePlaced>& by_rules) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& b : by_rules) out.push_back({{"image", b.image}, {"rule", b.rule}, {"path", b.path}});
+  return out;
+}
 
 } // namespace ferry::cli

@@ -8,6 +8,13 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <vector>
+
+namespace ferry::values {
+struct Change;
+struct Skipped;
+struct RulePlaced;
+} // namespace ferry::values
 
 namespace ferry::cli {
 
@@ -23,6 +30,13 @@ nlohmann::json bundle_json(const bundle::BundleDescriptor& d, const bundle::Sign
 
 // "verified with KEY (sha256:…)", "NOT checked (--insecure-skip-signature)", …
 std::string signature_text(const bundle::SignatureCheck& signature);
+
+// A values report (`ferry values`, the values stage of unpack and upgrade) as JSON arrays:
+// changes {path, old, new, detector, image}, skipped {path, value, reason}, images placed
+// by rules {image, rule, path}.
+nlohmann::json changes_json(const std::vector<values::Change>& changes);
+nlohmann::json skipped_json(const std::vector<values::Skipped>& skipped);
+nlohmann::json by_rules_json(const std::vector<values::RulePlaced>& by_rules);
 
 // Prints a JSON value on stdout (one line).
 void print_json(Output& out, const nlohmann::json& value);

@@ -202,13 +202,32 @@ public:
     result.overlay_yaml = emit_overlay(m_root, changed);
     if (m_options.images_given) {
       for (const Known& k : m_known) {
-        if (!k.placed) result.unplaced.push_back(k.image->ref);
+        if (k.placed) continue;
+        if (auto by_rule = rule_placing(k, result.changes)) {
+          result.by_rules.push_back(std::move(*by_rule));
+        } else {
+          result.unplaced.push_back(k.image->ref);
+        }
       }
     }
     return result;
   }
 
 private:
+  // The first rule change whose old value was `k`'s registry host or a leading part of
+  // its reference, up to a '/'.
+  static std::optional<RulePlaced> rule_placing(const Known& k, const std::vector<Change>& changes) {
+    static constexpr std::string_view k_rule = "rule ";
+    const std::string full = k.ref.registry() + "/" + k.ref.repository();
+    for (const Change& c : changes) {
+      if (c.detector.rfind(k_rule, 0) != 0 || c.old_value.empty()) continue;
+      if (c.old_value == k.ref.registry() || full.rfind(c.old_value + "/", 0) == 0) {
+        return RulePlaced{k.image->ref, c.detector.substr(k_rule.size()), c.path};
+      }
+    }
+    return std::nullopt;
+  }
+
   static void number(const Node& node, std::unordered_map<const Node*, std::size_t>& order) {
     order.emplace(&node, order.size());
     for (const Node& item : node.items) number(item, order);

@@ -67,6 +67,13 @@ struct Change {
   std::string image;     // the bundle image (or, without a bundle, the reference) it serves
 };
 
+// A bundle image a rule placed (see Result::by_rules).
+struct RulePlaced {
+  std::string image; // the bundle image
+  std::string rule;  // the rule's path: "repositories.*.hostname"
+  std::string path;  // the value it changed: "repositories.minio.hostname"
+};
+
 // An image-looking value left alone, and why.
 struct Skipped {
   std::string path;
@@ -81,9 +88,13 @@ struct Result {
   std::string overlay_yaml;
   std::vector<Change> changes;    // in path order (the values' document order)
   std::vector<Skipped> skipped;   // image-looking values not rewritten, in the same order
-  // Bundle images (Options::images, as given) that no detector placed. A rule cannot tell
-  // which image it serves, so images placed by rules alone are listed here too.
+  // Bundle images (Options::images, as given) that no detector and no rule placed.
   std::vector<std::string> unplaced;
+  // Bundle images no detector placed whose registry a rule rewrote: a rule changed a
+  // value that was the image's registry host ("quay.io") or a leading part of its
+  // reference ("quay.io/minio"). A rule cannot say which image a value serves, so this is
+  // by registry: `ferry check` renders the chart and confirms it.
+  std::vector<RulePlaced> by_rules;
 };
 
 // Rewrites `values_yaml`: the release's effective values before the overlay (the chart's

@@ -112,7 +112,10 @@ void print_stages(const UnpackResult& result, const UnpackOptions& options, Outp
       out.result(fmt::format("    overrides the site's {}: {} -> {}", o.key, o.site_value, o.overlay_value));
     }
     for (const auto& s : r.skipped) out.result(fmt::format("    skipped {}: {}  ({})", s.path, s.value, s.reason));
-    for (const auto& u : r.unplaced) out.result("    no detector placed " + u + " (a rule of the release may have)");
+    for (const auto& b : r.by_rules) {
+      out.result(fmt::format("    placed by rule {} ({} was its registry): {}", b.rule, b.path, b.image));
+    }
+    for (const auto& u : r.unplaced) out.result("    no value places " + u);
   }
   if (result.check) {
     for (const auto& r : result.check->releases) {
@@ -144,13 +147,6 @@ void print_stages(const UnpackResult& result, const UnpackOptions& options, Outp
 void add_stages_json(const UnpackResult& result, json& doc) {
   json releases = json::array();
   for (const auto& r : result.values) {
-    json changes = json::array();
-    for (const auto& c : r.changes) {
-      changes.push_back(
-          {{"path", c.path}, {"old", c.old_value}, {"new", c.new_value}, {"detector", c.detector}, {"image", c.image}});
-    }
-    json skipped = json::array();
-    for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"value", s.value}, {"reason", s.reason}});
     json overrides = json::array();
     for (const auto& o : r.overrides) {
       overrides.push_back({{"key", o.key}, {"site", o.site_value}, {"overlay", o.overlay_value}});
@@ -158,9 +154,10 @@ void add_stages_json(const UnpackResult& result, json& doc) {
     releases.push_back({{"name", r.name},
                         {"namespace", r.namespace_name},
                         {"chart", r.chart},
-                        {"changes", changes},
-                        {"skipped", skipped},
+                        {"changes", changes_json(r.changes)},
+                        {"skipped", skipped_json(r.skipped)},
                         {"unplaced", r.unplaced},
+                        {"placedByRules", by_rules_json(r.by_rules)},
                         {"overrides", overrides},
                         {"required", r.required},
                         {"site",

@@ -30,21 +30,6 @@ struct ValuesFlags : TrustFlags {
   std::string out;
 };
 
-nlohmann::json changes_json(const values::Result& r) {
-  nlohmann::json changes = nlohmann::json::array();
-  for (const auto& c : r.changes) {
-    changes.push_back(
-        {{"path", c.path}, {"old", c.old_value}, {"new", c.new_value}, {"detector", c.detector}, {"image", c.image}});
-  }
-  return changes;
-}
-
-nlohmann::json skipped_json(const values::Result& r) {
-  nlohmann::json skipped = nlohmann::json::array();
-  for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"value", s.value}, {"reason", s.reason}});
-  return skipped;
-}
-
 // BUNDLE mode: one overlay per release, written to DIR/RELEASE.yaml; the report on stdout.
 void run_bundle_values(const ValuesFlags& flags, Output& out) {
   if (flags.out.empty()) {
@@ -71,9 +56,10 @@ void run_bundle_values(const ValuesFlags& flags, Output& out) {
                           {"chart", rv.chart},
                           {"overlayFile", rv.overlay_file.string()},
                           {"overlay", rv.result.overlay_yaml},
-                          {"changes", changes_json(rv.result)},
-                          {"skipped", skipped_json(rv.result)},
-                          {"unplaced", rv.result.unplaced}});
+                          {"changes", changes_json(rv.result.changes)},
+                          {"skipped", skipped_json(rv.result.skipped)},
+                          {"unplaced", rv.result.unplaced},
+                          {"placedByRules", by_rules_json(rv.result.by_rules)}});
     }
     print_json(out, {{"bundle", flags.bundle},
                      {"registry", options.target.str()},
@@ -96,6 +82,10 @@ void run_bundle_values(const ValuesFlags& flags, Output& out) {
                              c.detector));
     }
     for (const auto& s : res.skipped) out.result(fmt::format("  skipped {}: {}  ({})", s.path, s.value, s.reason));
+    for (const auto& b : res.by_rules) {
+      out.result(fmt::format("  placed by rule {} ({} was its registry; `ferry check` confirms): {}", b.rule, b.path,
+                             b.image));
+    }
     for (const auto& image : res.unplaced) {
       out.result(fmt::format("  not placed: {} (no value names it; `ferry check` shows where the chart takes it from)",
                              image));
@@ -131,8 +121,8 @@ void run_values(const ValuesFlags& flags, Output& out) {
     print_json(out, {{"chart", flags.chart},
                      {"registry", target.str()},
                      {"pinDigests", flags.pin_digests},
-                     {"changes", changes_json(r)},
-                     {"skipped", skipped_json(r)},
+                     {"changes", changes_json(r.changes)},
+                     {"skipped", skipped_json(r.skipped)},
                      {"overlay", r.overlay_yaml},
                      {"overlayFile", flags.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(flags.out)}});
     return;

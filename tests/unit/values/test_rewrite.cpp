@@ -400,6 +400,33 @@ TEST_CASE("rewrite applies rules such as AIStor's repositories.*.hostname and pa
   }
 }
 
+TEST_CASE("rewrite counts a bundle image as placed by a rule that rewrote its registry, and no other") {
+  values::Options options = no_bundle();
+  options.images_given = true;
+  options.images = {{"quay.io/minio/aistor/minio:RELEASE.2025-05-30T11-03-39Z", ""},
+                    {"ghcr.io/example/tool:1.0", ""},
+                    {"docker.io/library/busybox:1.36", ""}};
+  options.rules = {{"repositories.*.hostname", "{registry}"}, {"tools.host", "{registry}"}};
+  const std::string values = "repositories:\n  minio:\n    hostname: quay.io\n    pathPrefix: minio/aistor\n"
+                             "tools:\n  host: ghcr.io/example\n";
+  const auto r = run(values, options);
+  REQUIRE(r.by_rules.size() == 2);
+  CHECK(r.by_rules[0].image == options.images[0].ref);
+  CHECK(r.by_rules[0].rule == "repositories.*.hostname");
+  CHECK(r.by_rules[0].path == "repositories.minio.hostname");
+  // A leading part of the reference, up to a '/', counts too.
+  CHECK(r.by_rules[1].image == options.images[1].ref);
+  CHECK(r.by_rules[1].path == "tools.host");
+  // Nothing rewrote docker.io: that image is still unplaced.
+  CHECK(r.unplaced == std::vector<std::string>{"docker.io/library/busybox:1.36"});
+  SUBCASE("a value that is only a prefix of the host, not up to a '/', does not count") {
+    options.rules = {{"tools.host", "{registry}"}};
+    const auto r2 = run("tools:\n  host: ghcr.io/exam\n", options);
+    CHECK(r2.by_rules.empty());
+    CHECK(r2.unplaced.size() == 3);
+  }
+}
+
 TEST_CASE("rewrite refuses a rule whose path matches nothing, naming it") {
   values::Options options = no_bundle();
   options.rules = {{"repositories.*.hostnme", "{registry}"}};
