@@ -7,6 +7,7 @@
 #include "core/fs.hpp"
 #include "core/process.hpp"
 #include "isolated.hpp"
+#include "site_values.hpp"
 #include "oci/reference.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -560,29 +561,38 @@ ReleaseCheck check_release(const ReleaseInputs& inputs, const CheckOptions& opti
   fs::create_directories(work);
   const fs::path chart = work / (inputs.chart.name + "-" + inputs.chart.version + ".tgz");
   core::write_file_atomic(chart, inputs.chart_archive);
-  std::vector<std::string> argv = {helm, "template", release.name, chart.string(), "-n",
-                                   release.namespace_name.empty() ? "default" : release.namespace_name};
-  std::vector<std::string> docs;
-  std::vector<std::string> names;
-  for (std::size_t i = 0; i < release.values.size(); ++i) {
-    const fs::path file = work / ("bundle-values-" + std::to_string(i) + ".yaml");
-    core::write_file_atomic(file, release.values[i].content);
-    argv.insert(argv.end(), {"-f", file.string()});
-    docs.push_back(release.values[i].content);
-    names.push_back(release.values[i].file + " (bundle values of release " + release.name + ")");
+  const auto site_it = std::find_if(options.sites.begin(), options.sites.end(),
+                                    [&](const SiteValues& s) { return s.release == release.name; });
+  const SiteValues* site = site_it == options.sites.end() ? nullptr : &*site_it;
+
+  // Required keys nobody gave: placeholders, so that a `required` template renders.
+  std::map<std::string, std::string> unset;
+  if (site) {
+    for (const auto& key : site->missing) unset.emplace(key, "");
+  } else {
+    unset = release.set;
   }
-  const std::string set_doc = set_values_yaml(release.set, true, &rc.placeholders);
-  if (set_doc != "{}\n") {
-    const fs::path file = work / "set.yaml";
-    core::write_file_atomic(file, set_doc);
-    argv.insert(argv.end(), {"-f", file.string()});
-    docs.push_back(set_doc);
-    names.push_back("set: of release " + release.name);
-  }
+  const std::string set_doc = set_values_yaml(unset, true, &rc.placeholders);
   if (!rc.placeholders.empty()) {
     std::string keys;
     for (const auto& k : rc.placeholders) keys += (keys.empty() ? "" : ", ") + k;
-    log.info(release.name + ": placeholder values for the site keys " + keys + " (ferry check does not know them)");
+    log.info(release.name + ": placeholder values for the site keys " + keys + " (not given on site)");
+  }
+
+  // The documents below the overlay, lowest first, as helm upgrade gets them.
+  std::vector<std::string> docs;
+  std::vector<std::string> names;
+  for (const auto& v : release.values) {
+    docs.push_back(v.content);
+    names.push_back(v.file + " (bundle values of release " + release.name + ")");
+  }
+  std::vector<std::string> site_docs = {set_doc};
+  std::vector<std::string> site_names = {"set: of release " + release.name};
+  if (site) {
+    const auto more = site->documents();
+    const auto more_names = site->names();
+    site_docs.insert(site_docs.end(), more.begin(), more.end());
+    site_names.insert(site_names.end(), more_names.begin(), more_names.end());
   }
 
   std::string overlay;
@@ -597,16 +607,37 @@ ReleaseCheck check_release(const ReleaseInputs& inputs, const CheckOptions& opti
     overlay = core::read_file(file, k_max_values_file_size);
     rc.overlay = core::display(file);
   } else {
-    const std::string site = set_values_yaml(release.set, false);
-    const values::Result computed = release_overlay(inputs, options.target, images, false, {site},
-                                                    {"set: of release " + release.name});
+    const values::Result computed = release_overlay(inputs, options.target, images, false, site_docs, site_names);
     overlay = computed.overlay_yaml;
     for (const auto& change : computed.changes) rc.changes.push_back({change, false});
     rc.overlay = "computed";
   }
-  const fs::path overlay_file = work / "overlay.yaml";
-  core::write_file_atomic(overlay_file, overlay);
-  argv.insert(argv.end(), {"-f", overlay_file.string()});
+
+  // The files: the site's secrets among them, so private (0600 in a 0700 directory).
+  std::vector<fs::path> files;
+  if (site) {
+    files = write_release_values(release, *site, overlay, work / "values");
+    if (set_doc != "{}\n") {
+      files.insert(files.end() - 1, work / "values" / "placeholders.yaml");
+      core::write_file_atomic(files[files.size() - 2], set_doc, 0600);
+    }
+  } else {
+    for (std::size_t i = 0; i < release.values.size(); ++i) {
+      files.push_back(work / ("bundle-values-" + std::to_string(i) + ".yaml"));
+      core::write_file_atomic(files.back(), release.values[i].content);
+    }
+    if (set_doc != "{}\n") {
+      files.push_back(work / "set.yaml");
+      core::write_file_atomic(files.back(), set_doc);
+    }
+    files.push_back(work / "overlay.yaml");
+    core::write_file_atomic(files.back(), overlay);
+  }
+  std::vector<std::string> argv = {helm, "template", release.name, chart.string(), "-n",
+                                   release.namespace_name.empty() ? "default" : release.namespace_name};
+  for (const auto& f : files) argv.insert(argv.end(), {"-f", f.string()});
+  docs.insert(docs.end(), site_docs.begin(), site_docs.end());
+  names.insert(names.end(), site_names.begin(), site_names.end());
   docs.push_back(overlay);
   names.push_back(rc.overlay == "computed" ? "the image overlay of release " + release.name : rc.overlay);
 
@@ -686,11 +717,19 @@ CheckResult check_bundle(const CheckOptions& options, core::LogSink& log) {
   result.signature = loaded.signature;
   const std::vector<values::KnownImage> images = bundle_images(loaded.descriptor);
   const std::vector<PushedImage> pushed = pushed_images(images, options.target);
+  CheckOptions resolved = options;
+  if (resolved.sites.empty() && (!options.site_flags.values.empty() || !options.site_flags.set.empty() ||
+                                 !options.site_flags.set_file.empty())) {
+    std::vector<BundleRelease> releases;
+    for (const auto& r : loaded.releases) releases.push_back(r.release);
+    resolved.sites = resolve_site_values(releases, options.site_flags, KubeTools{}, LiveValues::skip,
+                                         core::display(options.bundle), log);
+  }
   core::TempDir work({}, "ferry-check");
   std::size_t index = 0;
   for (const ReleaseInputs& inputs : loaded.releases) {
     core::with_context("checking release " + inputs.release.name, [&] {
-      result.releases.push_back(check_release(inputs, options, helm->string(), images, pushed,
+      result.releases.push_back(check_release(inputs, resolved, helm->string(), images, pushed,
                                               work.path() / ("release-" + std::to_string(index++)), log));
     });
   }

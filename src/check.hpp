@@ -8,6 +8,7 @@
 #include "bundle/descriptor.hpp"
 #include "core/log.hpp"
 #include "image_push.hpp"
+#include "site_values.hpp"
 #include "unpack.hpp"
 #include "values/rewrite.hpp"
 
@@ -151,6 +152,14 @@ struct CheckOptions {
   // (release_overlay, without pinning).
   std::filesystem::path values_dir;
   std::string helm = "helm"; // a path, or a name looked up in $PATH
+  // The site's values per release (resolve_site_values), rendered between the bundle's
+  // values and the overlay as helm upgrade gets them; required keys the site left empty
+  // get placeholders. A release without an entry renders with its `set:` entries,
+  // placeholders for the empty ones.
+  std::vector<SiteValues> sites;
+  // Or the site value flags (--values, --set, --set-file; not --reuse-values, which
+  // needs the cluster), resolved against the bundle's releases when `sites` is empty.
+  SiteValueOptions site_flags;
 };
 
 struct CheckedImage {
@@ -186,8 +195,8 @@ struct CheckResult {
 };
 
 // Loads the bundle's releases (load_bundle_releases), then per release renders
-// `helm template NAME CHART.tgz -n NS -f <bundle values>… [-f <set:, placeholders>] -f
-// <overlay>`, checks every rendered image (image_problem) and maps values to image
+// `helm template NAME CHART.tgz -n NS -f <bundle values>… [-f <set:, placeholders>] [-f
+// <site values>…] -f <overlay>`, checks every rendered image (image_problem) and maps values to image
 // fields with sentinel renders. Offending images are an outcome (see
 // require_check_passed). UsageError: helm not found (naming --helm), a --values-dir
 // without a release's overlay; Error (exit 1) when helm cannot render a release;

@@ -346,6 +346,39 @@ TEST_CASE("ferry check computes the overlays itself and traces each image to the
   CHECK((*aistor)["renders"].get<int>() >= 2);
 }
 
+TEST_CASE("ferry check renders with the site's values: a site tag the bundle lacks fails, a given licence needs no placeholder") {
+  require_tools(k_tools);
+  TestDir dir;
+  const Workspace ws = prepare(dir, 7);
+  const fs::path bundle = pack_good(dir, ws);
+  write_file(dir / "site-studio.yaml", "backend:\n  image:\n    tag: v2.151.0\n");
+  write_file(dir / "licence.txt", "LICENCE-CHECK-SECRET");
+  const RunResult r = run_trusted({"check", bundle.string(), "--registry", k_registry, "--output", "json", "--values",
+                                   "studio=" + (dir / "site-studio.yaml").string(), "--set-file",
+                                   "aistor:license=" + (dir / "licence.txt").string()},
+                                  ws);
+  INFO(r.out, r.err);
+  // The site's tag reaches the render: the bundle has no v2.151.0 of studio-backend.
+  CHECK(r.exit_code == k_failure);
+  CHECK(contains(r.err, "Deployment/studio-backend container backend: " + k_prefix + "iterativeai/studio-backend:v2.151.0"));
+  CHECK(contains(r.err, "backend.image.tag"));
+  CHECK_FALSE(contains(r.out + r.err, "LICENCE-CHECK-SECRET"));
+  // The licence was given, so aistor rendered without a placeholder.
+  CHECK_FALSE(contains(r.err, "placeholder values for the site keys license"));
+
+  SUBCASE("without the site's values the same bundle passes, with a placeholder licence") {
+    const RunResult plain = run_trusted({"check", bundle.string(), "--registry", k_registry}, ws);
+    INFO(plain.out, plain.err);
+    CHECK(plain.exit_code == 0);
+    CHECK(contains(plain.err, "aistor: placeholder values for the site keys license"));
+  }
+  SUBCASE("a release the bundle lacks is a usage error") {
+    const RunResult typo = run_trusted({"check", bundle.string(), "--registry", k_registry, "--set", "studoi:a=b"}, ws);
+    CHECK(typo.exit_code == k_usage);
+    CHECK(contains(typo.err, "did you mean 'studio'?"));
+  }
+}
+
 TEST_CASE("ferry check fails for a chart whose template hard-codes an image, naming it and its template") {
   require_tools(k_tools);
   TestDir dir;
@@ -448,8 +481,12 @@ TEST_CASE("ferry values --output json reports each release's changes, skipped va
   // studio declares no images, so every bundle image counts for it: aistor's are not placed.
   CHECK(studio["unplaced"] == json::array({k_aistor_images[0], k_aistor_images[1]}));
   const json& aistor = j["releases"][1];
-  // aistor declares its two images; rules cannot tell which image they place.
-  CHECK(aistor["unplaced"] == json::array({k_aistor_images[0], k_aistor_images[1]}));
+  // aistor declares its two images; its rules rewrote their registry (quay.io).
+  CHECK(aistor["unplaced"].empty());
+  REQUIRE(aistor["placedByRules"].size() == 2);
+  CHECK(aistor["placedByRules"][0]["image"] == k_aistor_images[0]);
+  CHECK(aistor["placedByRules"][0]["rule"] == "repositories.*.hostname");
+  CHECK(aistor["placedByRules"][1]["image"] == k_aistor_images[1]);
   CHECK(aistor["changes"].size() == 4);
   CHECK(aistor["changes"][1]["new"] == "mirror/minio/aistor");
 }

@@ -23,6 +23,7 @@ struct CheckFlags : TrustFlags {
   std::string registry;
   std::string values_dir;
   std::string helm = "helm";
+  SiteValueOptions site;
 };
 
 nlohmann::json release_json(const ReleaseCheck& r) {
@@ -112,11 +113,19 @@ void add_check(CLI::App& app, CommandRun& run) {
   cmd->add_option("--values-dir", flags->values_dir,
                   "Overlays written by `ferry values BUNDLE -o DIR` (DIR/RELEASE.yaml); default: computed");
   cmd->add_option("--helm", flags->helm, "helm 3 to render with (a path, or a name in $PATH)");
+  cmd->add_option("--values", flags->site.values,
+                  "Site values file for a release: RELEASE=FILE (repeatable; rendered below the overlay, as upgrade does)")
+      ->allow_extra_args(false);
+  cmd->add_option("--set", flags->site.set, "Site value: RELEASE:KEY=VALUE[,KEY=VALUE] in helm's --set syntax (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--set-file", flags->site.set_file, "Site value from a file's content: RELEASE:KEY=FILE (repeatable)")
+      ->allow_extra_args(false);
   cmd->footer("Renders `helm template RELEASE CHART -n NS -f <bundle values> -f <overlay>` for each release;\n"
               "every image field (containers, initContainers, ephemeralContainers, any `image:` string)\n"
               "must name a bundle image under the registry, with the bundle's tag or digest. Each image is\n"
               "traced to the values that feed it by rendering again with sentinels in them; an image no\n"
-              "value feeds is hard-coded in the chart's templates. Required site keys get placeholders.\n"
+              "value feeds is hard-coded in the chart's templates. Site values (--values, --set, --set-file)\n"
+              "render between the bundle's values and the overlay; required keys not given get placeholders.\n"
               "Exit 1 when an image is not from the bundle under the registry.");
   cmd->callback([flags, &run] {
     run = [flags](Output& out) {
@@ -126,6 +135,7 @@ void add_check(CLI::App& app, CommandRun& run) {
       options.trust = trust_options(*flags);
       options.values_dir = flags->values_dir;
       options.helm = flags->helm;
+      options.site_flags = flags->site;
       const CheckResult result = check_bundle(options, out);
       if (out.json()) {
         nlohmann::json releases = nlohmann::json::array();
