@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The main job end to end on manifests/example.yaml, against local registries:
-# keygen -> pack (from an OCI layout, a docker-save archive and a registry) -> sha256sum
-# -> verify -> inspect -> push into a TLS registry with basic auth -> read back with
-# skopeo -> extract. Image sources are made here with umoci and skopeo (no Docker
-# daemon needed); both registries are Debian's docker-registry on 127.0.0.1.
+# The main job end to end, against local servers on 127.0.0.1:
+# 1. manifests/example.yaml: keygen -> pack (from an OCI layout, a docker-save archive and
+#    a registry) -> sha256sum -> verify -> inspect -> push into a TLS registry with basic
+#    auth -> read back with skopeo -> extract.
+# 2. manifests/aistor.yaml and manifests/datachain.yaml, with their charts served by a
+#    local Helm repository and their images by the source registry (through --mirror):
+#    pack -> unpack (verify, push, values, check with helm) -> helm template with the
+#    overlays, read without ferry -> the upgrade as a plan (it needs a cluster).
+# Image sources are made here with umoci and skopeo (no Docker daemon needed); both
+# registries are Debian's docker-registry.
 # SPDX-License-Identifier: Apache-2.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,5 +122,87 @@ step "ferry extract"
 
 step "reading the extracted layout with skopeo (not ferry)"
 skopeo inspect "oci:$work/layout:registry.example.com/shop/web:1.0" | grep -E '"(Name|Digest|Architecture)"'
+
+# ---- 2. charts, values, check, upgrade plan -------------------------------------------
+export PATH="$PWD/.tools/helm/bin:$PATH"
+
+step "a Helm chart repository: helm package + helm repo index, served on 127.0.0.1"
+repo="$work/chart-repo"
+mkdir -p "$repo/aistor" "$repo/datachain"
+helm package manifests/charts/aistor-operator manifests/charts/aistor-objectstore -d "$repo/aistor" >/dev/null
+helm package manifests/charts/studio -d "$repo/datachain" >/dev/null
+helm repo index "$repo/aistor" && helm repo index "$repo/datachain"
+for _ in 1 2 3 4 5; do
+  chart_port=$(shuf -i 20000-45000 -n 1)
+  python3 -m http.server --bind 127.0.0.1 --directory "$repo" "$chart_port" >"$work/chart-repo.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do
+    curl -sf -o /dev/null "http://127.0.0.1:$chart_port/aistor/index.yaml" && break 2
+    sleep 0.1
+  done
+done
+chart_url="http://127.0.0.1:$chart_port"
+echo "chart repository: $chart_url (aistor/, datachain/)"
+
+step "the examples' images, under their quay.io and docker.io paths, in the source registry"
+# Each image carries a file naming it, so every reference has its own digest.
+images=$(sed -n 's/^  - \(\(quay\.io\|docker\.io\)\/[^ ]*\).*/\1/p' manifests/aistor.yaml manifests/datachain.yaml | sort -u)
+n=0
+for ref in $images; do
+  n=$((n + 1))
+  mkdir -p "$src/names/$n" && echo "$ref" > "$src/names/$n/image-name"
+  umoci new --image "$src/layout:n$n"
+  umoci insert --image "$src/layout:n$n" "$src/names/$n/image-name" /etc/image-name
+  case $ref in quay.io/*) mirror=quay ;; *) mirror=docker ;; esac
+  skopeo copy --quiet --dest-tls-verify=false "oci:$src/layout:n$n" "docker://$source_host/$mirror/${ref#*/}"
+  echo "$source_host/$mirror/${ref#*/}"
+done
+mkdir -p "$work/manifests"
+for m in aistor datachain; do
+  sed "s|https://charts.example.com|$chart_url|" "manifests/$m.yaml" > "$work/manifests/$m.yaml"
+done
+cp -r manifests/values "$work/manifests/values"
+mirrors=(--plain-http --mirror "quay.io=$source_host/quay" --mirror "docker.io=$source_host/docker")
+
+step "ferry pack --dry-run of datachain.yaml: chart versions and images found in the chart (images: auto)"
+"$ferry" pack -f "$work/manifests/datachain.yaml" --dry-run "${mirrors[@]}"
+
+step "ferry pack of aistor.yaml and datachain.yaml"
+for m in aistor datachain; do
+  SOURCE_DATE_EPOCH=1700000000 "$ferry" pack -f "$work/manifests/$m.yaml" -o "$work/$m.tar.zst" \
+    --key "$work/release.key" "${mirrors[@]}"
+done
+(cd "$work" && sha256sum -c aistor.sha256 datachain.sha256)
+
+step "ferry unpack aistor: verify, push, values, check (helm template); the licence is a site value"
+printf 'LICENCE-FOR-THE-DEMO' > "$work/licence.txt" && chmod 600 "$work/licence.txt"
+internal=(--registry "$internal_host/mirror" --pubkey "$work/release.pub" --ca-file "$work/internal/ca.pem"
+          --username demo --password-stdin --state-dir "$work/state")
+echo demo-password | "$ferry" unpack "$work/aistor.tar.zst" "${internal[@]}" --skip-upgrade \
+  --set-file "aistor:license=$work/licence.txt"
+
+step "ferry unpack datachain (global.imageRegistry reaches the postgresql and redis subcharts)"
+echo demo-password | "$ferry" unpack "$work/datachain.tar.zst" "${internal[@]}" --skip-upgrade
+
+step "checking without ferry: helm template with the overlays names only images skopeo finds internally"
+for m in aistor datachain; do
+  "$ferry" values "$work/$m.tar.zst" --registry "$internal_host/mirror" -o "$work/overlays" --pubkey "$work/release.pub" >/dev/null
+done
+{
+  helm template aistor-operator "$repo/aistor/aistor-operator-5.2.1.tgz" -f "$work/overlays/aistor-operator.yaml"
+  helm template aistor "$repo/aistor/aistor-objectstore-5.2.1.tgz" -f "$work/overlays/aistor.yaml" \
+    --set-file "license=$work/licence.txt"
+  helm template studio "$repo/datachain/studio-2.150.0.tgz" -f manifests/values/studio.yaml -f "$work/overlays/studio.yaml"
+} | sed -n 's/^ *\(- \)\{0,1\}image: *"\{0,1\}\([^"]*\)"\{0,1\}$/\2/p' | sort -u > "$work/rendered-images.txt"
+while read -r image; do
+  case $image in "$internal_host/mirror/"*) ;; *) echo "NOT internal: $image" >&2; exit 1 ;; esac
+  skopeo inspect --raw --cert-dir "$work/certs" --creds demo:demo-password "docker://$image" >/dev/null
+  echo "internal and present: $image"
+done < "$work/rendered-images.txt"
+
+step "ferry upgrade --plan: what unpack runs next against a cluster (none here)"
+"$ferry" upgrade "$work/aistor.tar.zst" --registry "$internal_host/mirror" --pubkey "$work/release.pub" --plan \
+  --set-file "aistor:license=$work/licence.txt"
+
 echo
-echo "demo finished: bundle, checksum file and extracted layout are in $work"
+echo "demo finished: bundles, checksum files, the extracted layout and the overlays are in $work"

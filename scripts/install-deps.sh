@@ -10,7 +10,7 @@ packages=(
   g++ meson ninja-build pkg-config cmake
   libarchive-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev libzstd-dev
   doctest-dev libcli11-dev libfmt-dev libcpp-httplib-dev
-  skopeo umoci docker-registry apache2-utils zstd tar openssl coreutils time ca-certificates curl
+  skopeo umoci docker-registry apache2-utils zstd tar openssl coreutils time ca-certificates curl python3
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
