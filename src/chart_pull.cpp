@@ -1,9 +1,10 @@
 // Charts for pack from Helm HTTP repositories, OCI registries and the local disk, with
-// the dependencies Chart.yaml declares vendored into charts/ as `helm dependency build`
-// does.
+// the dependencies Chart.yaml (or requirements.yaml) declares vendored into charts/ as
+// `helm dependency build` does.
 // SPDX-License-Identifier: Apache-2.0
 #include "chart_pull.hpp"
 
+#include "chart/chart_lock.hpp"
 #include "chart/repo_index.hpp"
 #include "chart/semver.hpp"
 #include "core/error.hpp"
@@ -116,14 +117,26 @@ bool satisfies(const std::string& version, const std::string& constraint, bool i
   return chart::Constraint::parse(constraint).allows(*v, include_prereleases);
 }
 
-// Chart.lock's pinned versions, by dependency name and repository; empty without a lock.
-std::map<std::pair<std::string, std::string>, std::string> locked_versions(const std::vector<chart::ArchiveFile>& files,
-                                                                           const std::string& display) {
-  std::map<std::pair<std::string, std::string>, std::string> out;
-  const auto lock = std::find_if(files.begin(), files.end(), [](const chart::ArchiveFile& f) { return f.path == "Chart.lock"; });
-  if (lock == files.end()) return out;
-  for (const auto& d : chart::parse_chart_lock(lock->data, display + ": Chart.lock")) {
-    if (!d.name.empty() && !d.version.empty()) out[{d.name, d.repository}] = d.version;
+// The version the lock pins for each of `dependencies` (nullopt: none). `helm dependency
+// update` writes one entry per dependency, in their order, so entries are matched by
+// position first (two aliases of one chart may pin different versions), else by name and
+// repository.
+std::vector<std::optional<std::string>> locked_versions(const std::vector<chart::ChartDependency>& dependencies,
+                                                        const std::optional<chart::ChartLock>& lock) {
+  std::vector<std::optional<std::string>> out(dependencies.size());
+  if (!lock) return out;
+  const auto matches = [](const chart::ChartDependency& entry, const chart::ChartDependency& dep) {
+    return entry.name == dep.name && entry.repository == dep.repository && !entry.version.empty();
+  };
+  for (std::size_t i = 0; i < dependencies.size(); ++i) {
+    const auto& entries = lock->dependencies;
+    if (i < entries.size() && matches(entries[i], dependencies[i])) {
+      out[i] = entries[i].version;
+      continue;
+    }
+    const auto it = std::find_if(entries.begin(), entries.end(),
+                                 [&](const chart::ChartDependency& entry) { return matches(entry, dependencies[i]); });
+    if (it != entries.end()) out[i] = it->version;
   }
   return out;
 }
@@ -182,6 +195,9 @@ struct ChartPuller::Impl {
   // Vendors the dependencies `fetched` lacks; `base` is the directory file:// paths are
   // relative to (none for charts from repositories).
   PulledChart vendor(Fetched fetched, const std::optional<fs::path>& base);
+  // Refuses a lock out of sync with the dependencies when some are to be fetched.
+  void check_lock(const chart::ChartMetadata& meta, const chart::ChartLock& lock, const std::vector<Vendored>& present,
+                  const std::string& display);
 };
 
 registry::Client& ChartPuller::Impl::client(const UrlHost& where, Credentials credentials) {
@@ -339,6 +355,38 @@ Fetched ChartPuller::Impl::fetch(const std::string& repository, const std::strin
   throw UsageError("chart repository '" + repository + "' is not an https://, http:// or oci:// URL");
 }
 
+void ChartPuller::Impl::check_lock(const chart::ChartMetadata& meta, const chart::ChartLock& lock,
+                                   const std::vector<Vendored>& present, const std::string& display) {
+  const auto& dependencies = meta.dependencies;
+  // Helm hashes @NAME and alias:NAME repositories as the URLs its local repository
+  // configuration gives them, which ferry does not read; vendoring refuses those anyway
+  // unless they are in charts/.
+  if (std::any_of(dependencies.begin(), dependencies.end(), [](const chart::ChartDependency& d) {
+        return !d.repository.empty() && (d.repository.front() == '@' || d.repository.rfind("alias:", 0) == 0);
+      })) {
+    log.debug("not checking " + lock.file + " of chart " + meta.name + " " + meta.version +
+              ": a dependency names its repository by a local helm repository name");
+    return;
+  }
+  if (chart::lock_in_sync(meta, lock)) return;
+  const std::string problem = "the lock file " + lock.file + " of chart " + meta.name + " " + meta.version + " (" + display +
+                              ") is out of sync with the dependencies in " + meta.dependencies_file + ": it has digest " +
+                              (lock.digest.empty() ? std::string("none") : lock.digest) + ", the dependencies give " +
+                              chart::lock_digest(dependencies, lock.dependencies);
+  // helm install reads charts/ only, never the lock: a chart carrying every dependency
+  // installs as it is.
+  const bool all_vendored = std::all_of(dependencies.begin(), dependencies.end(), [&](const chart::ChartDependency& d) {
+    return std::any_of(present.begin(), present.end(), [&](const Vendored& v) { return v.name == d.name; });
+  });
+  if (all_vendored) {
+    log.warning(problem + "; every dependency is in charts/, so the lock is not used");
+    return;
+  }
+  // As `helm dependency build`, which refuses such a lock rather than guess what it meant.
+  throw UsageError(problem, "the chart's publisher must run `helm dependency update` on it, which writes a new " +
+                                lock.file + ", or vendor its dependencies into charts/");
+}
+
 PulledChart ChartPuller::Impl::vendor(Fetched fetched, const std::optional<fs::path>& base) {
   PulledChart out;
   out.origin = std::move(fetched.origin);
@@ -350,29 +398,33 @@ PulledChart ChartPuller::Impl::vendor(Fetched fetched, const std::optional<fs::p
 
   std::vector<chart::ArchiveFile> files = chart::read_chart_files(out.chart.archive, display);
   const std::vector<Vendored> present = vendored_subcharts(files, display);
-  const auto locked = locked_versions(files, display);
+  const std::optional<chart::ChartLock> lock = chart::find_chart_lock(files, display);
+  if (lock) check_lock(meta, *lock, present, display);
+  const auto locked = locked_versions(dependencies, lock);
   std::set<std::pair<std::string, std::string>> added; // name, version
-  for (const auto& dep : dependencies) {
+  for (std::size_t index = 0; index < dependencies.size(); ++index) {
+    const chart::ChartDependency& dep = dependencies[index];
     const std::string what = "dependency " + dep.name + " of chart " + meta.name + " " + meta.version;
     const auto have = std::find_if(present.begin(), present.end(), [&](const Vendored& v) { return v.name == dep.name; });
     if (have != present.end()) {
       if (!satisfies(have->version, dep.version, options.include_prereleases)) {
         log.warning(what + ": " + have->path + " holds version " + have->version + ", which does not satisfy \"" +
-                    dep.version + "\" of Chart.yaml; it is kept as it is");
+                    dep.version + "\" of " + meta.dependencies_file + "; it is kept as it is");
       }
       continue;
     }
     core::with_context("vendoring " + what, [&] {
       const std::string& repo = dep.repository;
       if (repo.empty()) {
-        throw UsageError(what + " is not in charts/ and Chart.yaml gives no repository for it",
-                         "give its `repository:` in Chart.yaml, or vendor it into charts/ (`helm dependency build`)");
+        throw UsageError(what + " is not in charts/ and " + meta.dependencies_file + " gives no repository for it",
+                         "give its `repository:` in " + meta.dependencies_file +
+                             ", or vendor it into charts/ (`helm dependency build`)");
       }
       if (repo.front() == '@' || repo.rfind("alias:", 0) == 0) {
         throw UsageError(what + " names its repository '" + repo +
                              "' by a local helm repository name, which ferry does not read",
-                         "write the repository's URL (https://… or oci://…) in Chart.yaml, or vendor the chart into "
-                         "charts/ (`helm dependency build`)");
+                         "write the repository's URL (https://… or oci://…) in " + meta.dependencies_file +
+                             ", or vendor the chart into charts/ (`helm dependency build`)");
       }
       Fetched dep_chart;
       if (repo.rfind("file://", 0) == 0) {
@@ -395,8 +447,7 @@ PulledChart ChartPuller::Impl::vendor(Fetched fetched, const std::optional<fs::p
         // Recorded as Chart.yaml writes it: no path of this machine goes into the bundle.
         dep_chart.origin = ChartOrigin{dep.name, dep.version, version, repo, core::sha256_of(dep_chart.chart.archive).str()};
       } else {
-        const auto lock = locked.find({dep.name, repo});
-        const std::string constraint = lock != locked.end() ? lock->second : dep.version;
+        const std::string constraint = locked[index].value_or(dep.version);
         dep_chart = fetch(repo, dep.name, constraint);
         dep_chart.origin.constraint = dep.version;
       }

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "chart/chart_archive.hpp"
 
+#include "chart/chart_lock.hpp"
 #include "core/c_handle.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
@@ -16,8 +17,15 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <limits>
+#include <map>
+#include <optional>
 #include <string_view>
 #include <system_error>
 
@@ -139,6 +147,394 @@ std::string string_field(const YAML::Node& root, const char* key, const std::str
   return value.Scalar();
 }
 
+// --- dependencies as Helm reads them ----------------------------------------------------
+//
+// Helm reads Chart.yaml, requirements.yaml and lock files with sigs.k8s.io/yaml: go-yaml
+// v2 resolves each plain scalar by YAML 1.1 (yes/no/on/off are booleans, 010 is octal),
+// the result goes through JSON into Go structs, and a number or boolean meeting a string
+// field becomes Go's text of it (strconv.FormatFloat(v, 'g', -1, 32) for floats). What
+// the lock digest hashes is that text, so ferry reads the same.
+
+// The shortest decimal digits of `v` that read back as the same value (as float when
+// `as_float`), and the exponent of the first digit: 1.1 -> "11", 0.
+struct ShortestDigits {
+  bool negative = false;
+  std::string digits;
+  int exponent = 0;
+};
+
+ShortestDigits shortest_digits(double v, bool as_float) {
+  char buffer[64];
+  const std::to_chars_result r = as_float ? std::to_chars(buffer, buffer + sizeof buffer, static_cast<float>(v),
+                                                          std::chars_format::scientific)
+                                          : std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::scientific);
+  const std::string_view text(buffer, static_cast<std::size_t>(r.ptr - buffer));
+  ShortestDigits out;
+  std::size_t i = 0;
+  if (text[i] == '-') {
+    out.negative = true;
+    ++i;
+  }
+  const std::size_t e = text.find('e');
+  for (; i < e; ++i) {
+    if (text[i] != '.') out.digits += text[i];
+  }
+  int exponent = 0;
+  std::from_chars(text.data() + e + (text[e + 1] == '+' ? 2 : 1), text.data() + text.size(), exponent);
+  out.exponent = exponent;
+  return out;
+}
+
+// Go's %e and %f of shortest digits (strconv's fmtE and fmtF).
+std::string go_format_e(const ShortestDigits& d) {
+  std::string out = d.negative ? "-" : "";
+  out += d.digits[0];
+  if (d.digits.size() > 1) out += "." + d.digits.substr(1);
+  out += d.exponent < 0 ? "e-" : "e+";
+  const int magnitude = d.exponent < 0 ? -d.exponent : d.exponent;
+  if (magnitude < 10) out += '0';
+  out += std::to_string(magnitude);
+  return out;
+}
+
+std::string go_format_f(const ShortestDigits& d) {
+  std::string out = d.negative ? "-" : "";
+  const int point = d.exponent + 1; // digits before the decimal point
+  const int count = static_cast<int>(d.digits.size());
+  const auto digit = [&](int k) { return k >= 0 && k < count ? d.digits[static_cast<std::size_t>(k)] : '0'; };
+  if (point > 0) {
+    for (int k = 0; k < point; ++k) out += digit(k);
+  } else {
+    out += '0';
+  }
+  if (count > point) {
+    out += '.';
+    for (int k = point; k < count; ++k) out += digit(k);
+  }
+  return out;
+}
+
+std::string go_special_float(double v) {
+  if (std::isnan(v)) return "NaN";
+  return v > 0 ? "+Inf" : "-Inf";
+}
+
+// strconv.FormatFloat(v, 'g', -1, 32).
+std::string go_format_float32(double v) {
+  if (!std::isfinite(v) || !std::isfinite(static_cast<float>(v))) return go_special_float(v);
+  const ShortestDigits d = shortest_digits(v, true);
+  return d.exponent < -4 || d.exponent >= 6 ? go_format_e(d) : go_format_f(d);
+}
+
+// A float64 as Go's encoding/json writes it: %f between 1e-6 and 1e21, else %e with a
+// one-digit negative exponent unpadded (1e-07 -> 1e-7).
+std::string go_json_number(double v) {
+  const ShortestDigits d = shortest_digits(v, false);
+  const double magnitude = std::fabs(v);
+  if (magnitude == 0 || (magnitude >= 1e-6 && magnitude < 1e21)) return go_format_f(d);
+  std::string out = go_format_e(d);
+  const std::size_t n = out.size();
+  if (n >= 4 && out[n - 4] == 'e' && out[n - 3] == '-' && out[n - 2] == '0') out.erase(n - 2, 1);
+  return out;
+}
+
+// What go-yaml v2 makes of a plain scalar.
+struct PlainScalar {
+  enum class Kind { null, boolean, integer, floating, string } kind = Kind::string;
+  bool boolean = false;
+  std::string integer; // decimal text
+  double floating = 0;
+};
+
+// Go's strconv.ParseInt/ParseUint with base 0 (0x, 0o, 0b, a leading 0 for octal) on
+// `text`, as decimal text; nullopt when it is no integer or out of range.
+std::optional<std::string> go_parse_int(std::string_view text) {
+  const bool signed_text = !text.empty() && (text.front() == '+' || text.front() == '-');
+  const bool negative = signed_text && text.front() == '-';
+  if (signed_text) text.remove_prefix(1);
+  int base = 10;
+  if (text.size() > 1 && text[0] == '0') {
+    const char p = static_cast<char>(std::tolower(static_cast<unsigned char>(text[1])));
+    if (p == 'x' || p == 'o' || p == 'b') {
+      base = p == 'x' ? 16 : p == 'o' ? 8 : 2;
+      text.remove_prefix(2);
+    } else {
+      base = 8;
+      text.remove_prefix(1);
+    }
+  }
+  if (text.empty()) return std::nullopt;
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  constexpr std::uint64_t k_min_magnitude = std::uint64_t{1} << 63; // of INT64_MIN
+  // ParseUint takes what ParseInt cannot, but no sign.
+  if (!negative) return signed_text && value >= k_min_magnitude ? std::nullopt : std::optional(std::to_string(value));
+  if (value > k_min_magnitude) return std::nullopt;
+  return value == 0 ? std::string("0") : "-" + std::to_string(value);
+}
+
+// go-yaml v2's yamlStyleFloat: ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+bool yaml_style_float(std::string_view s) {
+  std::size_t i = 0;
+  const auto digits = [&] {
+    const std::size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  } else {
+    if (!digits()) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
+PlainScalar resolve_plain(const std::string& text) {
+  PlainScalar out;
+  using Kind = PlainScalar::Kind;
+  static const std::map<std::string_view, int> k_words = {
+      {"y", 1},     {"Y", 1},     {"yes", 1},   {"Yes", 1},   {"YES", 1},   {"true", 1},   {"True", 1},
+      {"TRUE", 1},  {"on", 1},    {"On", 1},    {"ON", 1},    {"n", 0},     {"N", 0},      {"no", 0},
+      {"No", 0},    {"NO", 0},    {"false", 0}, {"False", 0}, {"FALSE", 0}, {"off", 0},    {"Off", 0},
+      {"OFF", 0},   {"", -1},     {"~", -1},    {"null", -1}, {"Null", -1}, {"NULL", -1},
+  };
+  if (const auto it = k_words.find(text); it != k_words.end()) {
+    out.kind = it->second < 0 ? Kind::null : Kind::boolean;
+    out.boolean = it->second == 1;
+    return out;
+  }
+  for (const char* nan : {".nan", ".NaN", ".NAN"}) {
+    if (text == nan) {
+      out.kind = Kind::floating;
+      out.floating = std::numeric_limits<double>::quiet_NaN();
+      return out;
+    }
+  }
+  for (const std::string sign : {"", "+", "-"}) {
+    for (const char* inf : {".inf", ".Inf", ".INF"}) {
+      if (text == sign + inf) {
+        out.kind = Kind::floating;
+        out.floating = sign == "-" ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+        return out;
+      }
+    }
+  }
+  const char first = text.front();
+  if (first == '.') {
+    if (yaml_style_float(text)) {
+      out.kind = Kind::floating;
+      out.floating = std::strtod(text.c_str(), nullptr);
+    }
+    return out;
+  }
+  if (!(first >= '0' && first <= '9') && first != '+' && first != '-') return out;
+  std::string plain = text;
+  plain.erase(std::remove(plain.begin(), plain.end(), '_'), plain.end());
+  if (auto integer = go_parse_int(plain)) {
+    out.kind = Kind::integer;
+    out.integer = std::move(*integer);
+  } else if (yaml_style_float(plain)) {
+    out.kind = Kind::floating;
+    out.floating = std::strtod(plain.c_str(), nullptr);
+  }
+  return out;
+}
+
+// A scalar as a Go string field gets it: a plain number or boolean as Go's text of it,
+// null as "", anything else as written.
+std::string go_string_of(const YAML::Node& node) {
+  if (node.IsNull()) return {};
+  if (node.Tag() != "?") return node.Scalar();
+  const PlainScalar resolved = resolve_plain(node.Scalar());
+  switch (resolved.kind) {
+  case PlainScalar::Kind::null:
+    return {};
+  case PlainScalar::Kind::boolean:
+    return resolved.boolean ? "true" : "false";
+  case PlainScalar::Kind::integer:
+    return resolved.integer;
+  case PlainScalar::Kind::floating:
+    return go_format_float32(resolved.floating);
+  case PlainScalar::Kind::string:
+    break;
+  }
+  return node.Scalar();
+}
+
+// A YAML value as Go's json.Marshal writes it after it went through JSON into an
+// interface{}: numbers as float64, map keys sorted.
+std::string go_json_of(const YAML::Node& node, const std::string& what, int depth, std::size_t& budget) {
+  if (depth > k_max_yaml_depth || budget == 0) {
+    throw UsageError(what + " is nested too deeply or too large (recursive YAML alias?)");
+  }
+  --budget;
+  switch (node.Type()) {
+  case YAML::NodeType::Map: {
+    std::map<std::string, std::string> items; // Go sorts map keys by their bytes
+    for (const auto& item : node) {
+      if (!item.first.IsScalar() && !item.first.IsNull()) {
+        throw UsageError(what + ":" + std::to_string(item.first.Mark().line + 1) + ": map keys must be strings");
+      }
+      items[go_string_of(item.first)] = go_json_of(item.second, what, depth + 1, budget);
+    }
+    std::string out = "{";
+    for (const auto& [key, value] : items) out += (out.size() > 1 ? "," : "") + go_json_string(key) + ":" + value;
+    return out + "}";
+  }
+  case YAML::NodeType::Sequence: {
+    std::string out = "[";
+    for (const auto& item : node) out += (out.size() > 1 ? "," : "") + go_json_of(item, what, depth + 1, budget);
+    return out + "]";
+  }
+  case YAML::NodeType::Scalar: {
+    if (node.Tag() != "?") return go_json_string(node.Scalar());
+    const PlainScalar resolved = resolve_plain(node.Scalar());
+    switch (resolved.kind) {
+    case PlainScalar::Kind::null:
+      return "null";
+    case PlainScalar::Kind::boolean:
+      return resolved.boolean ? "true" : "false";
+    case PlainScalar::Kind::integer:
+      return go_json_number(std::strtod(resolved.integer.c_str(), nullptr));
+    case PlainScalar::Kind::floating:
+      if (!std::isfinite(resolved.floating)) {
+        throw UsageError(what + ":" + std::to_string(node.Mark().line + 1) + ": '" + node.Scalar() +
+                         "' cannot be held in JSON, which Helm reads the chart as");
+      }
+      return go_json_number(resolved.floating);
+    case PlainScalar::Kind::string:
+      break;
+    }
+    return go_json_string(node.Scalar());
+  }
+  case YAML::NodeType::Null:
+  case YAML::NodeType::Undefined:
+    break;
+  }
+  return "null";
+}
+
+// Helm's sanitizeString (Dependency.Validate), for ASCII and the C1 range: white space
+// becomes ' ', other control characters go.
+std::string sanitized(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r') {
+      out += ' ';
+    } else if (c < 0x20 || c == 0x7f) {
+      continue;
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0xa0) {
+      const auto second = static_cast<unsigned char>(text[++i]);
+      if (second == 0x85 || second == 0xa0) out += ' '; // NEL and NO-BREAK SPACE are white space
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+enum class DependencySource { chart, lock }; // Chart.yaml or requirements.yaml; a lock
+
+std::string dependency_string(const YAML::Node& item, const char* key, const std::string& what) {
+  const YAML::Node value = item[key];
+  if (!value.IsDefined() || value.IsNull()) return {};
+  if (!value.IsScalar()) {
+    throw UsageError(what + ":" + std::to_string(value.Mark().line + 1) + ": '" + key + "' must be a string");
+  }
+  return go_string_of(value);
+}
+
+// `import-values` / `export-values`: a list of anything, as Go's JSON; "" for none.
+std::string dependency_values(const YAML::Node& item, const char* key, const std::string& what) {
+  const YAML::Node value = item[key];
+  if (!value.IsDefined() || value.IsNull()) return {};
+  if (!value.IsSequence()) {
+    throw UsageError(what + ":" + std::to_string(value.Mark().line + 1) + ": '" + key + "' must be a list");
+  }
+  if (value.size() == 0) return {};
+  std::size_t budget = k_max_yaml_nodes;
+  return go_json_of(value, what, 0, budget);
+}
+
+ChartDependency parse_dependency(const YAML::Node& item, const std::string& what, DependencySource source) {
+  const std::string where = what + ":" + std::to_string(item.Mark().line + 1);
+  if (!item.IsMap()) throw UsageError(where + ": an item of 'dependencies' must be a map");
+  ChartDependency d;
+  d.name = dependency_string(item, "name", what);
+  d.version = dependency_string(item, "version", what);
+  d.repository = dependency_string(item, "repository", what);
+  d.alias = dependency_string(item, "alias", what);
+  d.condition = dependency_string(item, "condition", what);
+  if (const YAML::Node tags = item["tags"]; tags.IsDefined() && !tags.IsNull()) {
+    if (!tags.IsSequence()) {
+      throw UsageError(what + ":" + std::to_string(tags.Mark().line + 1) + ": 'tags' must be a list of strings");
+    }
+    for (const auto& tag : tags) {
+      if (!tag.IsScalar() && !tag.IsNull()) {
+        throw UsageError(what + ":" + std::to_string(tag.Mark().line + 1) + ": 'tags' must be a list of strings");
+      }
+      d.tags.push_back(go_string_of(tag));
+    }
+  }
+  if (const YAML::Node enabled = item["enabled"]; enabled.IsDefined() && !enabled.IsNull()) {
+    const bool plain = enabled.IsScalar() && enabled.Tag() == "?";
+    const PlainScalar resolved = plain ? resolve_plain(enabled.Scalar()) : PlainScalar{};
+    if (resolved.kind != PlainScalar::Kind::boolean) {
+      throw UsageError(what + ":" + std::to_string(enabled.Mark().line + 1) + ": 'enabled' must be true or false");
+    }
+    d.enabled = resolved.boolean;
+  }
+  d.import_values = dependency_values(item, "import-values", what);
+  d.export_values = dependency_values(item, "export-values", what);
+  if (source == DependencySource::lock) return d;
+
+  // Helm's loader validates what Chart.yaml and requirements.yaml declare (not the lock).
+  d.name = sanitized(d.name);
+  d.version = sanitized(d.version);
+  d.repository = sanitized(d.repository);
+  d.condition = sanitized(d.condition);
+  for (auto& tag : d.tags) tag = sanitized(tag);
+  if (d.name.empty()) throw UsageError(where + ": a dependency has no 'name'");
+  if (d.name == "." || d.name == ".." || d.name.find_first_of("/\\") != std::string::npos) {
+    throw UsageError(where + ": dependency name '" + d.name + "' is not a valid chart name");
+  }
+  // Helm's aliasNameFormat: ^[a-zA-Z0-9_-]+$
+  if (!d.alias.empty() && !std::all_of(d.alias.begin(), d.alias.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+      })) {
+    throw UsageError(where + ": dependency " + d.name + " has disallowed characters in the alias '" + d.alias + "'",
+                     "an alias holds letters, digits, '_' and '-' only (as Helm requires)");
+  }
+  return d;
+}
+
+// The list under `dependencies:` of `root` (a map); empty when absent or null.
+std::vector<ChartDependency> parse_dependencies(const YAML::Node& root, const std::string& what, DependencySource source) {
+  std::vector<ChartDependency> out;
+  const YAML::Node dependencies = root["dependencies"];
+  if (!dependencies.IsDefined() || dependencies.IsNull()) return out;
+  if (!dependencies.IsSequence()) {
+    throw UsageError(what + ":" + std::to_string(dependencies.Mark().line + 1) + ": 'dependencies' must be a list");
+  }
+  for (const auto& item : dependencies) out.push_back(parse_dependency(item, what, source));
+  return out;
+}
+
 // Parses Chart.yaml; `what` names it in messages ("x.tgz: mychart/Chart.yaml").
 ChartMetadata parse_chart_yaml(const std::string& text, const std::string& what) {
   YAML::Node root;
@@ -158,6 +554,8 @@ ChartMetadata parse_chart_yaml(const std::string& text, const std::string& what)
     throw UsageError(what + " cannot be converted to JSON: " + e.what(), "Chart.yaml must be UTF-8 text");
   }
   meta.api_version = string_field(root, "apiVersion", what);
+  // Helm 2 accepted charts without apiVersion, and Helm 3's loader takes them as v1.
+  if (meta.api_version.empty()) meta.api_version = "v1";
   meta.name = string_field(root, "name", what);
   meta.version = string_field(root, "version", what);
   meta.app_version = string_field(root, "appVersion", what);
@@ -170,24 +568,7 @@ ChartMetadata parse_chart_yaml(const std::string& text, const std::string& what)
   if (meta.name == "." || meta.name == ".." || meta.name.find_first_of("/\\") != std::string::npos) {
     throw UsageError(what + ": chart name '" + meta.name + "' is not a valid directory name");
   }
-  const YAML::Node dependencies = root["dependencies"];
-  if (dependencies.IsDefined() && !dependencies.IsNull()) {
-    if (!dependencies.IsSequence()) {
-      throw UsageError(what + ":" + std::to_string(dependencies.Mark().line + 1) + ": 'dependencies' must be a list");
-    }
-    for (const auto& item : dependencies) {
-      const std::string where = what + ":" + std::to_string(item.Mark().line + 1);
-      if (!item.IsMap()) throw UsageError(where + ": an item of 'dependencies' must be a map");
-      ChartDependency dependency{string_field(item, "name", what), string_field(item, "version", what),
-                                 string_field(item, "repository", what), string_field(item, "alias", what)};
-      if (dependency.name.empty()) throw UsageError(where + ": a dependency has no 'name'");
-      if (dependency.name == "." || dependency.name == ".." ||
-          dependency.name.find_first_of("/\\") != std::string::npos) {
-        throw UsageError(where + ": dependency name '" + dependency.name + "' is not a valid chart name");
-      }
-      meta.dependencies.push_back(std::move(dependency));
-    }
-  }
+  meta.dependencies = parse_dependencies(root, what, DependencySource::chart);
   const YAML::Node annotations = root["annotations"];
   if (annotations.IsDefined() && !annotations.IsNull()) {
     if (!annotations.IsMap()) {
@@ -202,6 +583,40 @@ ChartMetadata parse_chart_yaml(const std::string& text, const std::string& what)
     }
   }
   return meta;
+}
+
+// Helm's loader reads requirements.yaml into the chart's metadata, whatever its
+// apiVersion: its `dependencies:` (when it has that key) replace Chart.yaml's, and so
+// they do in the config blob `helm push` writes. `what` names the file in messages.
+void apply_requirements(ChartMetadata& meta, const std::string& text, const std::string& what) {
+  if (text.size() > k_max_chart_yaml_size) {
+    throw UsageError(what + " is larger than " + std::to_string(k_max_chart_yaml_size >> 20) + " MiB");
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw UsageError(what + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                     ": YAML syntax error: " + e.msg);
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw UsageError(what + " is not a YAML map of dependencies");
+  const YAML::Node dependencies = root["dependencies"];
+  if (!dependencies.IsDefined()) return;
+  meta.dependencies = parse_dependencies(root, what, DependencySource::chart);
+  meta.dependencies_file = "requirements.yaml";
+  nlohmann::json config = nlohmann::json::parse(meta.config_json);
+  if (dependencies.IsNull() || (dependencies.IsSequence() && dependencies.size() == 0)) {
+    config.erase("dependencies"); // `omitempty` in Helm's Metadata
+  } else {
+    std::size_t budget = k_max_yaml_nodes;
+    try {
+      config["dependencies"] = yaml_to_json(dependencies, what, 0, budget);
+    } catch (const nlohmann::json::exception& e) {
+      throw UsageError(what + " cannot be converted to JSON: " + e.what(), "requirements.yaml must be UTF-8 text");
+    }
+  }
+  meta.config_json = config.dump();
 }
 
 // Reads at most `limit` bytes of `path`; more is a UsageError naming it.
@@ -598,20 +1013,29 @@ PackagedChart read_chart_archive(std::string bytes, const std::string& display) 
   chart.archive = std::move(bytes);
   std::string chart_yaml;
   bool have_chart_yaml = false;
+  std::optional<std::string> requirements_yaml;
   const std::string top = scan_chart_archive(chart.archive, display, [&](const ScannedFile& file) {
-    if (file.rel != "Chart.yaml") return;
-    if (have_chart_yaml) throw UsageError(display + " holds " + file.entry_path + " twice");
+    if (file.rel != "Chart.yaml" && file.rel != "requirements.yaml") return;
+    const bool is_chart_yaml = file.rel == "Chart.yaml";
+    if (is_chart_yaml ? have_chart_yaml : requirements_yaml.has_value()) {
+      throw UsageError(display + " holds " + file.entry_path + " twice");
+    }
     if (file.size > k_max_chart_yaml_size) {
       throw UsageError(display + ": " + file.entry_path + " is larger than " + std::to_string(k_max_chart_yaml_size >> 20) +
                        " MiB");
     }
-    chart_yaml = file.read();
-    have_chart_yaml = true;
+    if (is_chart_yaml) {
+      chart_yaml = file.read();
+      have_chart_yaml = true;
+    } else {
+      requirements_yaml = file.read();
+    }
   });
   if (!have_chart_yaml) {
     throw UsageError(display + " has no " + top + "/Chart.yaml", "is it a Helm chart archive? `helm package DIR` writes one");
   }
   chart.metadata = parse_chart_yaml(chart_yaml, display + ": " + top + "/Chart.yaml");
+  if (requirements_yaml) apply_requirements(chart.metadata, *requirements_yaml, display + ": " + top + "/requirements.yaml");
   if (chart.metadata.name != top) {
     throw UsageError(display + ": top directory '" + top + "' does not match the chart name '" + chart.metadata.name +
                      "' in " + top + "/Chart.yaml");
@@ -638,30 +1062,54 @@ ChartMetadata parse_chart_metadata(const std::string& chart_yaml, const std::str
   return parse_chart_yaml(chart_yaml, what);
 }
 
-std::vector<ChartDependency> parse_chart_lock(const std::string& text, const std::string& what) {
+ChartMetadata read_chart_metadata(const std::vector<ArchiveFile>& files, const std::string& display) {
+  const auto find = [&](const char* path) {
+    const auto it = std::find_if(files.begin(), files.end(), [&](const ArchiveFile& f) { return f.path == path; });
+    return it == files.end() ? nullptr : &*it;
+  };
+  const ArchiveFile* chart_yaml = find("Chart.yaml");
+  if (!chart_yaml) {
+    throw UsageError(display + " has no Chart.yaml", "a chart directory holds Chart.yaml, values.yaml and templates/");
+  }
+  ChartMetadata meta = parse_chart_metadata(chart_yaml->data, display + ": Chart.yaml");
+  if (const ArchiveFile* requirements = find("requirements.yaml")) {
+    apply_requirements(meta, requirements->data, display + ": requirements.yaml");
+  }
+  return meta;
+}
+
+ChartLock parse_chart_lock(const std::string& text, const std::string& file, const std::string& what) {
+  const char* hint = "regenerate it with `helm dependency update`";
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw UsageError(what + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
                          ": YAML syntax error: " + e.msg,
-                     "regenerate it with `helm dependency update`");
+                     hint);
   }
-  if (!root.IsMap()) throw UsageError(what + " is not a YAML map", "regenerate it with `helm dependency update`");
-  std::vector<ChartDependency> out;
-  const YAML::Node dependencies = root["dependencies"];
-  if (!dependencies.IsDefined() || dependencies.IsNull()) return out;
-  if (!dependencies.IsSequence()) {
-    throw UsageError(what + ":" + std::to_string(dependencies.Mark().line + 1) + ": 'dependencies' must be a list");
-  }
-  for (const auto& item : dependencies) {
-    if (!item.IsMap()) {
-      throw UsageError(what + ":" + std::to_string(item.Mark().line + 1) + ": an item of 'dependencies' must be a map");
+  if (!root.IsMap()) throw UsageError(what + " is not a YAML map", hint);
+  ChartLock lock;
+  lock.file = file;
+  const YAML::Node digest = root["digest"];
+  if (digest.IsDefined() && !digest.IsNull()) {
+    if (!digest.IsScalar()) {
+      throw UsageError(what + ":" + std::to_string(digest.Mark().line + 1) + ": 'digest' must be a string", hint);
     }
-    out.push_back(ChartDependency{string_field(item, "name", what), string_field(item, "version", what),
-                                  string_field(item, "repository", what), {}});
+    lock.digest = go_string_of(digest);
   }
-  return out;
+  lock.dependencies = parse_dependencies(root, what, DependencySource::lock);
+  return lock;
+}
+
+std::optional<ChartLock> find_chart_lock(const std::vector<ArchiveFile>& files, const std::string& display) {
+  // Helm's LoadFiles sets the lock from each of the two files it meets, so the last wins.
+  const ArchiveFile* chosen = nullptr;
+  for (const auto& file : files) {
+    if (file.path == "Chart.lock" || file.path == "requirements.lock") chosen = &file;
+  }
+  if (!chosen) return std::nullopt;
+  return parse_chart_lock(chosen->data, chosen->path, display + ": " + chosen->path);
 }
 
 std::string write_chart_archive(const std::string& name, std::vector<ArchiveFile> files, std::int64_t mtime,
@@ -700,6 +1148,13 @@ PackagedChart package_chart_directory(const fs::path& dir, std::int64_t mtime) {
   std::sort(files.begin(), files.end(), [](const ChartFile& x, const ChartFile& y) { return x.rel < y.rel; });
   if (std::none_of(files.begin(), files.end(), [](const ChartFile& f) { return f.rel == "Chart.yaml"; })) {
     throw UsageError(shown + "/.helmignore excludes Chart.yaml", "a chart cannot be packaged without its Chart.yaml");
+  }
+  // As Helm's LoadDir: a requirements.yaml that .helmignore leaves out is not read.
+  if (const auto requirements =
+          std::find_if(files.begin(), files.end(), [](const ChartFile& f) { return f.rel == "requirements.yaml"; });
+      requirements != files.end()) {
+    apply_requirements(chart.metadata, read_limited(requirements->path, k_max_chart_yaml_size, "requirements.yaml"),
+                       core::display(requirements->path));
   }
 
   ChartArchiveWriter writer(shown, mtime);

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace fs = std::filesystem;
 using namespace ferry::itest;
 using ferry::test::ChartRepoServer;
@@ -67,6 +69,25 @@ void fill_repository(const TestDir& dir, const fs::path& repo, const std::string
 }
 
 std::string sha256_file(const fs::path& file) { return "sha256:" + must({"sha256sum", file.string()}).substr(0, 64); }
+
+// `helm dependency update` of `chart` against `repo` while the repository's index lists
+// only the archives named in `visible` (so the lock helm writes pins those versions),
+// then the repository as it was and the chart without the charts/ helm filled.
+void helm_lock(const TestDir& dir, const fs::path& repo, const fs::path& chart, const std::vector<std::string>& visible) {
+  const fs::path hidden = dir / "hidden";
+  fs::create_directories(hidden);
+  for (const auto& entry : fs::directory_iterator(repo)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() == ".tgz" && std::find(visible.begin(), visible.end(), name) == visible.end()) {
+      fs::rename(entry.path(), hidden / name);
+    }
+  }
+  helm(dir, {"repo", "index", repo.string()});
+  helm(dir, {"dependency", "update", chart.string()});
+  for (const auto& entry : fs::directory_iterator(hidden)) fs::rename(entry.path(), repo / entry.path().filename());
+  helm(dir, {"repo", "index", repo.string()});
+  fs::remove_all(chart / "charts");
+}
 
 fs::path keygen(const TestDir& dir) {
   if (!fs::exists(dir / "release.key")) {
@@ -335,12 +356,10 @@ TEST_CASE("Chart.lock pins a dependency's version, and a file:// dependency is p
                                    "dependencies:\n"
                                    "  - name: demo\n    version: \"^1.0.0\"\n    repository: \"" + server.url() + "\"\n"
                                    "  - name: sub\n    version: \"0.2.x\"\n    repository: \"file://../../sub-0.2.3/sub\"\n");
-  write_file(app / "Chart.lock", "dependencies:\n"
-                                 "- name: demo\n  repository: " + server.url() + "\n  version: 1.0.0\n"
-                                 "- name: sub\n  repository: file://../../sub-0.2.3/sub\n  version: 0.2.3\n"
-                                 "digest: sha256:0000000000000000000000000000000000000000000000000000000000000000\n"
-                                 "generated: \"2026-01-01T00:00:00Z\"\n");
   write_chart(dir, "sub", "0.2.3");
+  // The lock helm writes while the repository has no newer 1.x than 1.0.0.
+  helm_lock(dir, dir / "repo", app, {"demo-1.0.0.tgz"});
+  REQUIRE(contains(read_file(app / "Chart.lock"), "version: 1.0.0"));
   const RunResult r = pack(dir, "locked", "  - {name: app, path: \"" + app.string() + "\"}\n");
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
@@ -356,6 +375,94 @@ TEST_CASE("Chart.lock pins a dependency's version, and a file:// dependency is p
   const std::string rendered = helm(dir, {"template", "rel", tgz.string()});
   CHECK(contains(rendered, "chart: \"demo-1.0.0\""));
   CHECK(contains(rendered, "chart: \"sub-0.2.3\""));
+}
+
+TEST_CASE("a Chart.lock out of sync with Chart.yaml is refused when a dependency is to be fetched") {
+  require_tools(k_tools);
+  TestDir dir;
+  fill_repository(dir, dir / "repo");
+  ChartRepoServer server(dir / "repo");
+  const auto depending_on = [&](const std::string& constraint) {
+    return write_chart(dir, "app", "0.1.0",
+                       "dependencies:\n  - name: demo\n    version: \"" + constraint + "\"\n    repository: \"" +
+                           server.url() + "\"\n");
+  };
+  const fs::path app = depending_on("^1.0.0");
+  helm(dir, {"dependency", "update", app.string()}); // Chart.lock and charts/demo-1.2.0.tgz
+  REQUIRE(fs::exists(app / "charts/demo-1.2.0.tgz"));
+  // The constraint changes after the lock was written, as when a publisher forgets to run
+  // `helm dependency update`; `helm dependency build` refuses the lock then (on a copy
+  // without charts/, which it would fill if it took the lock).
+  depending_on("^1.1.0");
+  const fs::path copy = dir / "helm-build/app";
+  fs::create_directories(copy.parent_path());
+  fs::copy(app, copy, fs::copy_options::recursive);
+  fs::remove_all(copy / "charts");
+  const RunResult build = run({"helm", "dependency", "build", copy.string()}, helm_options(dir));
+  const std::string refused = build.out + build.err;
+  CHECK(build.exit_code != 0);
+  CHECK(contains(refused, "out of sync"));
+
+  SUBCASE("not vendored: pack refuses it, naming the lock file and what to do") {
+    fs::remove_all(app / "charts");
+    const std::size_t requests = server.requests().size();
+    const RunResult r = pack(dir, "stale", "  - {name: app, path: \"" + app.string() + "\"}\n");
+    CHECK(r.exit_code == k_usage);
+    CHECK(contains(r.err, "Chart.lock of chart app 0.1.0"));
+    CHECK(contains(r.err, "out of sync"));
+    CHECK(contains(r.err, "helm dependency update"));
+    CHECK(server.requests().size() == requests); // nothing was fetched
+    CHECK_FALSE(fs::exists(dir / "stale.tar.zst"));
+  }
+  SUBCASE("every dependency vendored: helm install does not read the lock, so pack only warns") {
+    const RunResult r = pack(dir, "vendored", "  - {name: app, path: \"" + app.string() + "\"}\n");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(contains(r.err, "Chart.lock of chart app 0.1.0"));
+    CHECK(contains(r.err, "out of sync"));
+    CHECK_FALSE(ferry_json(dir / "vendored.tar.zst")["charts"][0].contains("dependencies"));
+  }
+}
+
+TEST_CASE("an apiVersion v1 chart's requirements.yaml dependencies are vendored at the versions requirements.lock pins") {
+  require_tools(k_tools);
+  TestDir dir;
+  fill_repository(dir, dir / "repo");
+  ChartRepoServer server(dir / "repo");
+  const fs::path legacy = write_chart(dir, "legacy", "0.1.0");
+  write_file(legacy / "Chart.yaml", "apiVersion: v1\nname: legacy\nversion: 0.1.0\n");
+  // demo twice, the second under an alias: the lock pins each (by position).
+  write_file(legacy / "requirements.yaml", "dependencies:\n"
+                                           "  - name: demo\n    version: \"^1.0.0\"\n    repository: \"" + server.url() + "\"\n"
+                                           "  - name: demo\n    alias: next\n    version: \"^2.0.0\"\n"
+                                           "    repository: \"" + server.url() + "\"\n");
+  helm_lock(dir, dir / "repo", legacy, {"demo-1.0.0.tgz", "demo-2.0.0.tgz"});
+  REQUIRE(fs::exists(legacy / "requirements.lock")); // helm writes the Helm 2 name for v1 charts
+  REQUIRE_FALSE(fs::exists(legacy / "Chart.lock"));
+  const std::string lock = read_file(legacy / "requirements.lock");
+  REQUIRE(lock.find("version: 1.0.0") < lock.find("version: 2.0.0"));
+
+  const RunResult r = pack(dir, "legacy", "  - {name: legacy, path: \"" + legacy.string() + "\"}\n");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json chart = ferry_json(dir / "legacy.tar.zst")["charts"][0];
+  REQUIRE(chart["dependencies"].size() == 2);
+  CHECK(chart["dependencies"][0]["name"] == "demo");
+  CHECK(chart["dependencies"][0]["version"] == "1.0.0"); // the lock's, not the newest 1.x
+  CHECK(chart["dependencies"][0]["source"] == server.url() + "/demo-1.0.0.tgz");
+  CHECK(chart["dependencies"][0]["digest"] == sha256_file(dir / "repo/demo-1.0.0.tgz"));
+  CHECK(chart["dependencies"][1]["name"] == "demo");
+  CHECK(chart["dependencies"][1]["version"] == "2.0.0");
+  CHECK_FALSE(server.served("/demo-1.2.0.tgz"));
+  const fs::path tgz = chart_archive(dir / "legacy.tar.zst", chart, dir / "legacy-0.1.0.tgz");
+  const std::string listing = must({"tar", "-tzf", tgz.string()});
+  CHECK(contains(listing, "legacy/charts/demo-1.0.0.tgz"));
+  CHECK(contains(listing, "legacy/charts/demo-2.0.0.tgz"));
+  CHECK(contains(listing, "legacy/requirements.yaml"));
+  const std::string rendered = helm(dir, {"template", "rel", tgz.string()});
+  CHECK(contains(rendered, "name: rel-legacy"));
+  CHECK(contains(rendered, "chart: \"demo-1.0.0\""));
+  CHECK(contains(rendered, "chart: \"next-2.0.0\""));
 }
 
 TEST_CASE("a dependency that cannot be found fails naming it") {
