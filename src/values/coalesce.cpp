@@ -39,24 +39,9 @@ struct LoadedChart {
   std::string name;
   std::string what;
   Node values;
-  std::vector<Dependency> dependencies; // Chart.yaml (v2) or requirements.yaml (v1)
+  std::vector<Dependency> dependencies; // as Helm reads them (chart::read_chart_metadata)
   std::vector<LoadedChart> subcharts;
 };
-
-std::vector<Dependency> read_dependencies(const Node& doc, const std::string& what) {
-  std::vector<Dependency> out;
-  const Node* list = doc.find("dependencies");
-  if (!list || list->is_null()) return out;
-  if (list->kind != Node::Kind::sequence) throw UsageError(what + ": 'dependencies' must be a list");
-  for (const Node& item : list->items) {
-    if (!item.is_map()) throw UsageError(what + ": an item of 'dependencies' must be a map");
-    const Node* name = item.find("name");
-    if (!name || name->scalar().empty()) throw UsageError(what + ": a dependency has no 'name'");
-    const Node* alias = item.find("alias");
-    out.push_back({name->scalar(), alias ? alias->scalar() : std::string()});
-  }
-  return out;
-}
 
 LoadedChart load_chart_files(std::vector<chart::ArchiveFile> files, const std::string& what, int depth) {
   if (depth > k_max_chart_depth) {
@@ -64,17 +49,20 @@ LoadedChart load_chart_files(std::vector<chart::ArchiveFile> files, const std::s
   }
   LoadedChart chart;
   chart.what = what;
-  const chart::ArchiveFile* chart_yaml = nullptr;
+  const bool has_chart_yaml =
+      std::any_of(files.begin(), files.end(), [](const chart::ArchiveFile& f) { return f.path == "Chart.yaml"; });
+  if (!has_chart_yaml) throw UsageError(what + " has no Chart.yaml", "a chart directory holds Chart.yaml, values.yaml and templates/");
+  // As Helm loads it: requirements.yaml's dependencies, when it lists some, replace Chart.yaml's.
+  const chart::ChartMetadata metadata = chart::read_chart_metadata(files, what);
+  chart.name = metadata.name;
+  for (const auto& d : metadata.dependencies) chart.dependencies.push_back({d.name, d.alias});
   const chart::ArchiveFile* values_yaml = nullptr;
-  const chart::ArchiveFile* requirements_yaml = nullptr;
   // Subcharts in the order their first file comes (archives list files sorted by path).
   std::vector<std::pair<std::string, std::vector<chart::ArchiveFile>>> directories;
   std::vector<const chart::ArchiveFile*> archives;
   std::vector<std::string> order; // "d:NAME" or "a:INDEX"
   for (auto& file : files) {
-    if (file.path == "Chart.yaml") chart_yaml = &file;
     if (file.path == "values.yaml") values_yaml = &file;
-    if (file.path == "requirements.yaml") requirements_yaml = &file;
     if (!starts_with(file.path, "charts/")) continue;
     const std::string rest = file.path.substr(7);
     const std::size_t slash = rest.find('/');
@@ -93,13 +81,6 @@ LoadedChart load_chart_files(std::vector<chart::ArchiveFile> files, const std::s
       order.push_back("d:" + dir);
     }
     it->second.push_back({rest.substr(slash + 1), std::move(file.data), file.executable});
-  }
-  if (!chart_yaml) throw UsageError(what + " has no Chart.yaml", "a chart directory holds Chart.yaml, values.yaml and templates/");
-  chart.name = chart::parse_chart_metadata(chart_yaml->data, what + ": Chart.yaml").name;
-  chart.dependencies = read_dependencies(parse_values(chart_yaml->data, what + ": Chart.yaml"), what + ": Chart.yaml");
-  if (chart.dependencies.empty() && requirements_yaml) {
-    chart.dependencies =
-        read_dependencies(parse_values(requirements_yaml->data, what + ": requirements.yaml"), what + ": requirements.yaml");
   }
   chart.values = values_yaml ? parse_values(values_yaml->data, what + ": values.yaml") : Node::map();
   for (const std::string& entry : order) {

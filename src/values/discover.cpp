@@ -109,7 +109,8 @@ void collect_scopes(std::vector<chart::ArchiveFile> files, const std::string& wh
   if (chart_yaml == files.end()) {
     throw UsageError(what + " has no Chart.yaml", "a chart directory holds Chart.yaml, values.yaml and templates/");
   }
-  ChartScope scope{keys, display, chart::parse_chart_metadata(chart_yaml->data, what + ": Chart.yaml")};
+  // As Helm loads it: requirements.yaml's dependencies (and their aliases) replace Chart.yaml's.
+  ChartScope scope{keys, display, chart::read_chart_metadata(files, what)};
   const std::vector<chart::ChartDependency> dependencies = scope.metadata.dependencies;
   out.push_back(std::move(scope));
 

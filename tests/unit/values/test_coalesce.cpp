@@ -156,6 +156,20 @@ TEST_CASE("chart_values reads subchart directories and aliases from Chart.yaml")
   CHECK(v["queue"]["exporter"]["global"]["imageRegistry"].as<std::string>() == "corp.example"); // two levels down
 }
 
+TEST_CASE("chart_values takes aliases from requirements.yaml, which replaces Chart.yaml's dependencies as in Helm") {
+  const std::vector<ArchiveFile> files = {
+      file("Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n"
+                         "  - name: redis\n    version: 1.0.0\n    alias: ignored\n"),
+      file("requirements.yaml", "dependencies:\n  - name: redis\n    version: 1.0.0\n    alias: cache\n"),
+      file("charts/redis/Chart.yaml", "apiVersion: v2\nname: redis\nversion: 1.0.0\n"),
+      file("charts/redis/values.yaml", "image:\n  repository: bitnami/redis\n"),
+  };
+  const YAML::Node v = load(values::chart_values(tgz("app", files), "app.tgz"));
+  CHECK(v["cache"]["image"]["repository"].as<std::string>() == "bitnami/redis");
+  CHECK_FALSE(v["ignored"]);
+  CHECK_FALSE(v["redis"]);
+}
+
 TEST_CASE("chart_values names the file of a subchart whose values do not parse") {
   const std::vector<ArchiveFile> files = {
       file("Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\n"),
