@@ -3,7 +3,9 @@
 # operator would script with the peer tools, on the same images in local registries.
 #
 #   connected side: ferry pack from a registry
-#                   vs skopeo copy of each image into one OCI layout, tar | zstd, sha256sum
+#                   vs skopeo copy of each image into one OCI layout, tar | zstd, sha256sum;
+#                   and ferry pack with an empty content cache (cold) vs the same pack again
+#                   (warm: no blob downloaded), all three bundles byte-identical
 #   isolated side:  ferry push of the bundle into a registry (then the same push again)
 #                   vs sha256sum -c, zstd -d | tar -x, skopeo copy of each image into the registry
 #
@@ -200,10 +202,30 @@ rm -rf "$work/layout"
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- connected side
-step "connected side: ferry pack"
+step "connected side: ferry pack --no-cache"
 drop_caches
-run_ferry pack -f "$work/bundle.yaml" -o "$work/bundle.tar.zst" --key "$work/key.key" --plain-http -j 4
+run_ferry pack -f "$work/bundle.yaml" -o "$work/bundle.tar.zst" --key "$work/key.key" --plain-http -j 4 --no-cache
 pack_t=$ELAPSED; pack_rss=$RSS_KB
+
+step "connected side: ferry pack with an empty cache (cold), then again (warm)"
+# same_bundle NAME: NAME.tar.zst has the bytes of the --no-cache bundle; then removed (disk).
+same_bundle() {
+  cmp -s "$work/bundle.tar.zst" "$work/$1.tar.zst" || { echo "the $1-cache bundle differs from --no-cache" >&2; exit 1; }
+  rm -f "$work/$1.tar.zst" "$work/$1.sha256"
+}
+drop_caches
+run_ferry pack -f "$work/bundle.yaml" -o "$work/cold.tar.zst" --key "$work/key.key" --plain-http -j 4 \
+  --cache "$work/cache"
+cold_t=$ELAPSED
+same_bundle cold
+drop_caches
+run_ferry pack -f "$work/bundle.yaml" -o "$work/warm.tar.zst" --key "$work/key.key" --plain-http -j 4 \
+  --cache "$work/cache"
+warm_t=$ELAPSED
+grep -q "downloading 0 blobs from registries" "$work/ferry.log" || {
+  echo "the warm pack downloaded blobs:" >&2; cat "$work/ferry.log" >&2; exit 1; }
+same_bundle warm
+rm -rf "$work/cache"
 
 step "connected side: peer (skopeo copy to an OCI layout, tar | zstd, sha256sum)"
 peer_pull() {
@@ -271,7 +293,7 @@ echo "   $(nproc) cores, load average at start $load; page cache $caches"
 echo
 row "" "seconds" "ratio" ""
 echo "connected side"
-row "  ferry pack -j 4 (pull + verify + compress + sign)" "$pack_t" "" ""
+row "  ferry pack -j 4 --no-cache (pull, verify, sign)" "$pack_t" "" ""
 row "  peer: skopeo copy x$images -> one OCI layout" "$peer_pull_t" "" ""
 row "  peer: tar | zstd -3 -T1 + sync" "$peer_tar_t" "" ""
 row "  peer: sha256sum" "$peer_sum_t" "" ""
@@ -284,6 +306,9 @@ row "  peer: skopeo copy x$images -> registry" "$peer_push_t" "" ""
 row "  peer total" "$peer_iso_t" "$iso_ratio" "peer/ferry (target >= 2.00: $(verdict "$iso_ratio" ge 2))"
 row "  ferry push again (up to date)" "$rerun_t" "" "$rerun_pct% of the first push (target < 5%: $(verdict "$rerun_pct" lt 5))"
 echo "(ratio = peer time / ferry time: above 1 ferry is faster)"
+echo "pack and the content cache (same bytes each time)"
+row "  ferry pack -j 4, empty cache (cold)" "$cold_t" "" ""
+row "  ferry pack again, warm cache (no download)" "$warm_t" "$(ratio "$cold_t" "$warm_t")" "cold/warm"
 echo
 printf '%-50s %8s  %s\n' "ferry peak RSS" "MiB" ""
 printf '%-50s %8s  %s\n' "  pack" "$pack_mib" "(target < 150: $(verdict "$pack_mib" lt 150))"

@@ -447,7 +447,9 @@ PulledChart ChartPuller::Impl::vendor(Fetched fetched, const std::optional<fs::p
         // Recorded as Chart.yaml writes it: no path of this machine goes into the bundle.
         dep_chart.origin = ChartOrigin{dep.name, dep.version, version, repo, core::sha256_of(dep_chart.chart.archive).str()};
       } else {
-        const std::string constraint = locked[index].value_or(dep.version);
+        const auto pinned = options.pinned_dependencies.find({meta.name, dep.name});
+        const std::string constraint =
+            pinned != options.pinned_dependencies.end() ? pinned->second : locked[index].value_or(dep.version);
         dep_chart = fetch(repo, dep.name, constraint);
         dep_chart.origin.constraint = dep.version;
       }

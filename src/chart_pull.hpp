@@ -22,6 +22,10 @@ struct ChartPullOptions {
   registry::ClientOptions client; // for chart repositories and OCI registries alike
   bool include_prereleases = false; // `helm --devel`
   std::int64_t mtime = 0;           // SOURCE_DATE_EPOCH for archives ferry (re)packages
+  // `pack --locked`: the exact version of each dependency to vendor, by chart and
+  // dependency name ({"studio", "redis"} -> "17.11.3"); they win over Chart.lock's pins
+  // and Chart.yaml's constraints.
+  std::map<std::pair<std::string, std::string>, std::string> pinned_dependencies = {};
 };
 
 // Where a chart (or one of its dependencies) came from, for ferry.json and the lock.

@@ -40,8 +40,8 @@ Mirror Mirror::parse(const std::string& text) {
   return from(text.substr(0, eq), text.substr(eq + 1));
 }
 
-// The blobs of one repository: manifests and configs are read (and kept in the store);
-// everything else is only queued.
+// The blobs of one repository: manifests and configs are read (from the store when it
+// has them, else downloaded, and kept in the store); everything else is only queued.
 class ImagePuller::Access final : public oci::BlobAccess {
 public:
   Access(ImagePuller& puller, Source source) : m_puller(puller), m_source(std::move(source)) {}
@@ -51,34 +51,76 @@ public:
       throw core::IntegrityError(std::string(what) + " is " + std::to_string(d.size) + " bytes, more than the limit of " +
                                  std::to_string(bundle::k_max_metadata_blob_size) + " for manifests and configs");
     }
+    oci::BlobStore& store = m_puller.m_store;
     std::string bytes;
-    if (m_puller.m_store.contains(d.digest)) {
-      bytes = core::read_file(m_puller.m_store.path(d.digest), bundle::k_max_metadata_blob_size);
-    } else if (oci::media_type::is_index(d.media_type) || oci::media_type::is_manifest(d.media_type)) {
-      // By digest: the client checks the bytes hash to it.
-      bytes = m_source.client->get_manifest(m_source.repository, d.digest.str()).bytes;
+    if (store.contains(d.digest)) {
+      const std::filesystem::path file = store.path(d.digest);
+      bytes = core::read_file(file, bundle::k_max_metadata_blob_size);
+      if (bytes.size() != d.size || core::sha256_of(bytes) != d.digest) {
+        throw core::IntegrityError(std::string(what) + " stored in " + core::display(file) + " has digest " +
+                                       core::sha256_of(bytes).str() + " (" + std::to_string(bytes.size()) +
+                                       " bytes), expected " + d.digest.str() + " (" + std::to_string(d.size) + " bytes)",
+                                   "the stored copy is damaged: delete " + core::display(file) + " and run the command again");
+      }
+      if (!m_puller.m_verified.count(d.digest)) m_puller.count_reused(d);
     } else {
-      core::StringSink sink;
-      m_source.client->get_blob(m_source.repository, d.digest, d.size, sink);
-      bytes = sink.take();
+      if (oci::media_type::is_index(d.media_type) || oci::media_type::is_manifest(d.media_type)) {
+        // By digest: the client checks the bytes hash to it.
+        bytes = m_source.client->get_manifest(m_source.repository, d.digest.str()).bytes;
+      } else {
+        core::StringSink sink;
+        m_source.client->get_blob(m_source.repository, d.digest, d.size, sink);
+        bytes = sink.take();
+      }
+      if (bytes.size() != d.size || core::sha256_of(bytes) != d.digest) {
+        throw core::IntegrityError(std::string(what) + " from " + m_source.display + " does not match its descriptor (" +
+                                   d.digest.str() + ", " + std::to_string(d.size) + " bytes)");
+      }
+      m_puller.count_fetched(d.size);
+      store.put_bytes(bytes);
     }
-    if (bytes.size() != d.size || core::sha256_of(bytes) != d.digest) {
-      throw core::IntegrityError(std::string(what) + " from " + m_source.display + " does not match its descriptor (" +
-                                 d.digest.str() + ", " + std::to_string(d.size) + " bytes)");
-    }
-    m_puller.m_store.put_bytes(bytes);
+    m_puller.m_verified.insert(d.digest);
     return bytes;
   }
 
   oci::BlobRef locate(const oci::Descriptor& d) override {
-    if (!m_puller.m_store.contains(d.digest)) m_puller.m_queue.emplace(d.digest, Pending{m_source, d});
-    return oci::BlobRef{d, m_puller.m_store.path(d.digest), 0, oci::Checked::yes};
+    ImagePuller& p = m_puller;
+    const std::filesystem::path file = p.m_store.path(d.digest);
+    if (p.m_verified.count(d.digest) || p.m_queue.count(d.digest)) return oci::BlobRef{d, file, 0, oci::Checked::yes};
+    if (p.m_reused.count(d.digest)) return oci::BlobRef{d, file, 0, oci::Checked::no};
+    if (const auto size = p.m_store.size_of(d.digest)) {
+      if (*size == d.size) {
+        // Not read here: the consumer hashes it while it copies it (one read).
+        p.count_reused(d);
+        return oci::BlobRef{d, file, 0, oci::Checked::no};
+      }
+      // A blob store never renames a file of the wrong size in (BlobStore), so this one
+      // was damaged afterwards; a new download would not replace it (same name).
+      p.m_log.warning(core::display(file) + " holds " + std::to_string(*size) + " bytes, not the " +
+                      std::to_string(d.size) + " of " + d.digest.str() + ": removed, downloading it again");
+      std::error_code ignored;
+      std::filesystem::remove(file, ignored);
+    }
+    p.m_queue.emplace(d.digest, Pending{m_source, d});
+    p.count_fetched(d.size);
+    return oci::BlobRef{d, file, 0, oci::Checked::yes};
   }
 
 private:
   ImagePuller& m_puller;
   Source m_source;
 };
+
+void ImagePuller::count_reused(const oci::Descriptor& d) {
+  if (!m_reused.insert(d.digest).second) return;
+  ++m_stats.reused_blobs;
+  m_stats.reused_bytes += d.size;
+}
+
+void ImagePuller::count_fetched(std::uint64_t size) {
+  ++m_stats.fetched_blobs;
+  m_stats.fetched_bytes += size;
+}
 
 ImagePuller::ImagePuller(PullOptions options, oci::BlobStore& store, core::LogSink& log)
     : m_options(std::move(options)), m_store(store), m_log(log) {
@@ -112,7 +154,11 @@ oci::ResolvedImage ImagePuller::resolve(const oci::Reference& ref, const oci::Pl
     throw core::IntegrityError("registry " + source.client->endpoint() + " returned manifest " + root.digest.str() +
                                " for " + ref.str());
   }
-  m_store.put_bytes(root.bytes);
+  if (!m_verified.count(root.digest)) {
+    count_fetched(root.bytes.size());
+    m_store.put_bytes(root.bytes);
+    m_verified.insert(root.digest);
+  }
   const oci::Descriptor descriptor{root.media_type, root.digest, root.bytes.size(), {}, {}, {}, {}};
   Access access(*this, source);
   oci::ResolvedImage resolved = oci::walk_image(access, descriptor, filter, m_store, ref.str(), m_log);
@@ -124,6 +170,16 @@ std::uint64_t ImagePuller::queued_bytes() const {
   std::uint64_t total = 0;
   for (const auto& [digest, pending] : m_queue) total += pending.descriptor.size;
   return total;
+}
+
+ImagePuller::Queued ImagePuller::queued() const {
+  Queued q;
+  for (const auto& [digest, pending] : m_queue) {
+    ++q.blobs;
+    q.bytes += pending.descriptor.size;
+    q.largest = std::max(q.largest, pending.descriptor.size);
+  }
+  return q;
 }
 
 // The download threads share this: the work list, what is done, the first error.

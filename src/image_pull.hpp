@@ -9,9 +9,12 @@
 #include "oci/resolved_image.hpp"
 #include "registry/client.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,14 +43,31 @@ struct PullOptions {
   std::uint64_t download_ahead = 512ull << 20;
 };
 
+// Registry blobs by where their bytes come from, each blob counted once.
+struct PullStats {
+  // Already in the store (pack's cache) and not downloaded.
+  std::size_t reused_blobs = 0;
+  std::uint64_t reused_bytes = 0;
+  // Downloaded while resolving (manifests, configs; manifests named by tag always are,
+  // since tags move) or queued for start().
+  std::size_t fetched_blobs = 0;
+  std::uint64_t fetched_bytes = 0;
+};
+
 class ImagePuller {
 public:
+  // `store` receives every blob downloaded and is looked in first: a blob it holds (from
+  // an earlier run, when it is pack's cache) is not downloaded again.
   ImagePuller(PullOptions options, oci::BlobStore& store, core::LogSink& log);
   ~ImagePuller();
 
   // Resolves `ref` (a tag is resolved to a digest here) and walks its manifests. The
-  // manifests and configs read on the way land in the store; every other blob the store
-  // lacks is queued for fetch_all(). The BlobRefs point into the store (Checked::yes).
+  // manifests and configs read on the way come from the store when it has them (checked
+  // against their digest: a mismatch is an IntegrityError naming the file) and land in
+  // it otherwise; every other blob the store lacks is queued for fetch_all(). The
+  // BlobRefs point into the store: Checked::yes for what this run downloaded or read,
+  // Checked::no for blobs the store already held (the consumer hashes them as it copies
+  // them). A stored file of the wrong size is removed (with a warning) and downloaded again.
   oci::ResolvedImage resolve(const oci::Reference& ref, const oci::PlatformFilter& filter);
 
   // Starts downloading every queued blob into the store on background threads, `jobs`
@@ -65,6 +85,14 @@ public:
   void fetch_all(core::ProgressSink& progress);
 
   std::uint64_t queued_bytes() const;
+  struct Queued {
+    std::size_t blobs = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t largest = 0; // bytes of the largest one
+  };
+  Queued queued() const;
+  // So far; before start() the queued blobs count as fetched.
+  PullStats stats() const noexcept { return m_stats; }
 
 private:
   struct Source {
@@ -74,6 +102,8 @@ private:
   };
   Source source_for(const oci::Reference& ref);
   registry::Client& client_for(const std::string& host);
+  void count_reused(const oci::Descriptor& d);
+  void count_fetched(std::uint64_t size);
   class Access;
 
   PullOptions m_options;
@@ -85,6 +115,9 @@ private:
     oci::Descriptor descriptor;
   };
   std::map<core::Digest, Pending> m_queue;
+  std::set<core::Digest> m_verified; // in the store, written or read (and checked) by this run
+  std::set<core::Digest> m_reused;   // in the store before this run
+  PullStats m_stats;
   struct Fetch; // the download threads and what they have finished
   std::unique_ptr<Fetch> m_fetch;
 };

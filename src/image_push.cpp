@@ -2,6 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "image_push.hpp"
 
+#include "bundle/volume_set.hpp"
+#include "bundle/volumes.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/pipe.hpp"
@@ -17,6 +19,7 @@
 #include <fcntl.h>
 #include <mutex>
 #include <optional>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <map>
 #include <set>
@@ -129,6 +132,70 @@ private:
   std::unique_ptr<Upload> m_upload; // destroyed (aborted) here unless committed
 };
 
+// Stages one verified piece of a blob larger than a volume: written beside its final name
+// and renamed onto it by commit(), so a staged piece is always a whole, verified one.
+class PieceSink final : public bundle::EntrySink {
+public:
+  PieceSink(fs::path path, std::uint64_t& staged) : m_path(std::move(path)), m_temp(m_path), m_staged(staged) {
+    m_temp += ".part";
+    core::UniqueFd fd(::open(m_temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) {
+      const int err = errno;
+      throw core::Error(core::ExitCode::failure, "cannot create " + core::display(m_temp) + ": " + core::errno_text(err),
+                        "give a writable directory with --state-dir");
+    }
+    m_sink.emplace(std::move(fd), core::display(m_temp));
+  }
+  ~PieceSink() override {
+    if (!m_sink) return;
+    m_sink.reset();
+    std::error_code ignored;
+    fs::remove(m_temp, ignored); // not verified: not kept
+  }
+  void write(const char* data, std::size_t size) override {
+    m_sink->write(data, size);
+    m_bytes += size;
+  }
+  void commit() override {
+    m_sink->sync_and_close();
+    m_sink.reset();
+    if (::rename(m_temp.c_str(), m_path.c_str()) != 0) {
+      const int err = errno;
+      throw core::Error(core::ExitCode::failure, "cannot rename " + core::display(m_temp) + ": " + core::errno_text(err));
+    }
+    m_staged += m_bytes;
+  }
+
+private:
+  fs::path m_path;
+  fs::path m_temp;
+  std::uint64_t& m_staged;
+  std::uint64_t m_bytes = 0;
+  std::optional<core::FdSink> m_sink;
+};
+
+// The staged pieces of a blob, read one after the other: the blob, never joined on disk.
+class PieceChain final : public core::Source {
+public:
+  explicit PieceChain(std::vector<fs::path> files) : m_files(std::move(files)) {}
+  std::size_t read(char* data, std::size_t size) override {
+    while (m_next <= m_files.size()) {
+      if (m_current) {
+        if (const std::size_t n = m_current->read(data, size)) return n;
+        m_current.reset();
+      }
+      if (m_next == m_files.size()) break;
+      m_current.emplace(m_files[m_next++]);
+    }
+    return 0;
+  }
+
+private:
+  std::vector<fs::path> m_files;
+  std::size_t m_next = 0;
+  std::optional<core::FileSource> m_current;
+};
+
 // An append-only text file: one line per blob, manifest or tag that landed in the
 // target ("blob REPO DIGEST", "manifest REPO DIGEST", "tag REPO TAG DIGEST"), "complete"
 // at the end. Each line is flushed to disk before the push goes on.
@@ -183,14 +250,69 @@ fs::path journal_path(const PushOptions& options, const std::string& descriptor_
   return dir / ("push-" + std::string(core::sha256_of(descriptor_bytes).hex().substr(0, 16)) + "-" + target + ".journal");
 }
 
+// Where the pieces of blobs larger than a volume wait (a private directory per bundle,
+// beside the journals, so that a later run with the other volumes finds them).
+fs::path staging_dir(const PushOptions& options, const std::string& descriptor_bytes) {
+  const fs::path dir = options.state_dir.empty() ? default_state_dir() : options.state_dir;
+  return dir / ("pieces-" + std::string(core::sha256_of(descriptor_bytes).hex().substr(0, 16)));
+}
+
+// The staged file of piece `index` of `blob`: <hex>.<NNN>.
+fs::path staged_piece(const fs::path& staging, const core::Digest& blob, std::size_t index) {
+  char number[16];
+  std::snprintf(number, sizeof number, ".%03zu", index);
+  return staging / (std::string(blob.hex()) + number);
+}
+
+// The pieces the given volumes bring (and are not staged yet) must fit where they wait;
+// refused with both numbers before anything is read.
+void check_staging_space(const bundle::VolumeSet& set, const fs::path& staging, core::LogSink& log) {
+  std::uint64_t needed = 0;
+  for (const auto& g : set.given) {
+    for (const auto& entry : bundle::volume_entries(set.descriptor, g.volume)) {
+      if (!entry.is_piece) continue;
+      std::error_code ec;
+      const auto have = fs::file_size(staged_piece(staging, entry.blob->digest, entry.piece), ec);
+      if (ec || have != entry.size) needed += entry.size;
+    }
+  }
+  if (needed == 0) return;
+  std::error_code ec;
+  fs::create_directories(staging, ec);
+  if (ec) {
+    throw core::Error(core::ExitCode::failure, "cannot create " + core::display(staging) + ": " + ec.message(),
+                      "give a writable directory with --state-dir");
+  }
+  fs::permissions(staging, fs::perms::owner_all, ec); // the pieces are the bundle's bytes: private
+  struct statvfs info {};
+  if (::statvfs(staging.c_str(), &info) != 0) {
+    const int err = errno;
+    throw core::Error(core::ExitCode::failure, "cannot read the free space of " + core::display(staging) + ": " +
+                                                   core::errno_text(err));
+  }
+  const std::uint64_t available = static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+  log.info("staging: the blobs larger than a volume wait in " + core::display(staging) + " until all their pieces are in; " +
+           "these volumes bring " + std::to_string(needed) + " bytes of pieces (" + std::to_string(available) +
+           " bytes free there)");
+  if (needed > available) {
+    throw core::Error(core::ExitCode::failure,
+                      "staging the pieces of blobs larger than a volume needs " + std::to_string(needed) + " bytes in " +
+                          core::display(staging) + ", which has " + std::to_string(available) + " bytes free",
+                      "free " + std::to_string(needed - available) + " bytes there, or give a --state-dir on a larger "
+                      "disk; only blobs larger than a volume are staged");
+  }
+}
+
 class Pusher {
 public:
-  Pusher(const PushOptions& options, core::LogSink& log, PushResult& result, Journal& journal)
-      : m_options(options), m_log(log), m_result(result), m_journal(journal),
-        m_client(options.target.host, options.client, log),
+  Pusher(const PushOptions& options, core::LogSink& log, PushResult& result, Journal& journal,
+         const bundle::VolumeSet& set, fs::path staging)
+      : m_options(options), m_log(log), m_result(result), m_journal(journal), m_set(set),
+        m_staging(std::move(staging)), m_client(options.target.host, options.client, log),
         m_uploads(static_cast<std::size_t>(std::max(1, options.jobs))) {}
 
   void plan(const bundle::BundleDescriptor& d) {
+    for (const auto& b : d.blobs) m_records[b.digest] = &b;
     for (const auto& image : d.images) {
       const oci::Reference ref = oci::Reference::parse(image.ref);
       const std::string repo = m_options.target.image_repository(ref);
@@ -208,28 +330,119 @@ public:
     }
   }
 
+  // The next stream is volume `k` (0 for a one-file bundle): the blobs it brings.
+  void begin_volume(std::uint32_t k) {
+    m_here.clear();
+    m_pending.reset();
+    for (const auto& entry : bundle::volume_entries(m_set.descriptor, k)) {
+      if (!entry.blob || is_manifest_type(entry.media_type)) continue;
+      m_here[entry.blob->digest] = entry.is_piece ? std::optional<std::size_t>(entry.piece) : std::nullopt;
+    }
+  }
+
   std::unique_ptr<bundle::EntrySink> target(const bundle::StreamEntry& entry) {
     if (entry.media_type.empty()) return nullptr; // oci-layout, index.json: verify only
-    if (is_manifest_type(entry.media_type)) return std::make_unique<ManifestSink>(m_manifests, entry.digest);
+    if (is_manifest_type(entry.media_type)) {
+      if (m_manifests.count(entry.digest)) return nullptr; // every volume repeats them
+      return std::make_unique<ManifestSink>(m_manifests, entry.digest);
+    }
     if (!m_checked) check_presence(); // the first blob: every manifest is known now
-    m_needed.erase(entry.digest);
-    const std::set<std::string> repos = repositories_of(entry.digest);
+    const core::Digest blob = entry.piece ? entry.piece->blob : entry.digest;
+    m_here.erase(blob);
+    if (m_pending) m_pending->erase(blob);
+    const std::set<std::string> repos = repositories_of(blob);
     if (repos.empty()) return nullptr; // a file's content: not pushed
+    if (entry.piece) return stage_piece(entry, repos);
+    if (!m_placed.insert(blob).second) return nullptr; // a blob every volume carries, handled once
     return core::with_context("pushing blob " + entry.digest.str(), [&] { return place_blob(entry, repos); });
   }
 
-  // True once every blob the target lacks has gone by: the rest of the stream is not
-  // needed (the bundle's remaining blobs are already in the target). Asked before each
-  // entry: as soon as every manifest has been read the presence check runs, so an
-  // up-to-date target stops the stream before the first layer is read.
+  // True once every blob of this stream that the target lacks has gone by: the rest of
+  // the stream is not needed (its remaining blobs are already in the target, or staged).
+  // Asked before each entry: as soon as every manifest has been read the presence check
+  // runs, so an up-to-date target stops the stream before the first layer is read.
   bool done_with_stream() {
     if (!m_checked && m_manifests.size() == m_manifest_count) check_presence();
-    return m_checked && m_needed.empty();
+    if (!m_checked) return false;
+    if (!m_pending) {
+      // Once per stream: what the target lacks only shrinks while it goes on.
+      m_pending.emplace();
+      for (const auto& [digest, piece] : m_here) {
+        if (m_needed.count(digest) == 0 || lacking(digest).empty()) continue;
+        if (piece && staged(digest, *piece)) continue;
+        m_pending->insert(digest);
+      }
+    }
+    return m_pending->empty();
+  }
+
+  // Blobs larger than a volume whose pieces are all staged now: uploaded from them (one
+  // read, hashed on the way), then their pieces removed.
+  void join_pieces() {
+    m_uploads.finish_all();
+    for (const auto& b : m_set.descriptor.blobs) {
+      if (b.pieces.empty()) continue;
+      const std::vector<std::string> lack = lacking(b.digest);
+      if (lack.empty()) {
+        remove_pieces(b); // the target has it: staged pieces are of no more use
+        continue;
+      }
+      std::vector<fs::path> files;
+      bool complete = true;
+      for (std::size_t i = 0; i < b.pieces.size(); ++i) {
+        files.push_back(piece_path(b.digest, i));
+        complete = complete && (staged(b.digest, i) || (m_options.dry_run && m_seen_pieces.count({b.digest, i})));
+      }
+      if (!complete) continue;
+      if (m_options.dry_run) {
+        ++m_result.blobs_uploaded;
+        m_result.bytes_uploaded += b.size;
+        for (const auto& repo : lack) m_in_target.insert({repo, b.digest});
+        continue;
+      }
+      core::with_context("pushing blob " + b.digest.str() + " from its " + std::to_string(b.pieces.size()) + " pieces in " +
+                             core::display(m_staging),
+                         [&] {
+                           const std::vector<std::string> have = holders(b.digest);
+                           std::string from;
+                           if (have.empty()) {
+                             PieceChain chain(files);
+                             try {
+                               m_client.push_blob(lack.front(), b.digest, b.size, chain, registry::ContentCheck::hash);
+                             } catch (const core::IntegrityError&) {
+                               remove_pieces(b); // a staged piece went bad on disk: it must come again
+                               throw;
+                             }
+                             ++m_result.blobs_uploaded;
+                             ++m_result.joined_blobs;
+                             m_result.bytes_uploaded += b.size;
+                             m_journal.record("blob " + lack.front() + " " + b.digest.str());
+                             m_in_target.insert({lack.front(), b.digest});
+                             from = lack.front();
+                           } else {
+                             from = have.front();
+                           }
+                           for (const auto& repo : lack) {
+                             if (repo == from) continue;
+                             spread(from, repo, b.digest, b.size);
+                           }
+                         });
+      remove_pieces(b);
+    }
+    std::error_code ignored;
+    fs::remove(m_staging, ignored); // only when empty: pieces still waiting keep it
   }
 
   void push_manifests() {
     m_uploads.finish_all(); // every blob is in place before the first manifest
+    ensure_graph();
     for (const auto& root : m_roots) {
+      std::set<core::Digest> missing;
+      missing_blobs(root.repository, root.digest, missing);
+      if (!missing.empty()) {
+        m_result.waiting.push_back(waiting_for(root, missing));
+        continue;
+      }
       core::with_context("pushing " + root.kind + " " + root.source + " to " + target_ref(root), [&] {
         push_tree(root.repository, root.digest);
         if (!root.tag.empty()) put_tag(root.repository, root.tag, root.digest);
@@ -249,6 +462,84 @@ private:
 
   std::string target_ref(const Root& root) const {
     return m_options.target.host + "/" + root.repository + (root.tag.empty() ? "@" + root.digest.str() : ":" + root.tag);
+  }
+
+  // The repositories that need `digest` and do not have it (as far as this run knows).
+  std::vector<std::string> lacking(const core::Digest& digest) {
+    std::vector<std::string> out;
+    for (const auto& repo : repositories_of(digest)) {
+      if (!m_in_target.count({repo, digest})) out.push_back(repo);
+    }
+    return out;
+  }
+  std::vector<std::string> holders(const core::Digest& digest) {
+    std::vector<std::string> out;
+    for (const auto& repo : repositories_of(digest)) {
+      if (m_in_target.count({repo, digest})) out.push_back(repo);
+    }
+    return out;
+  }
+
+  fs::path piece_path(const core::Digest& blob, std::size_t index) const { return staged_piece(m_staging, blob, index); }
+  // A piece staged by this run or an earlier one (renamed into place only once verified).
+  bool staged(const core::Digest& blob, std::size_t index) const {
+    const auto record = m_records.find(blob);
+    if (record == m_records.end() || index >= record->second->pieces.size()) return false;
+    std::error_code ec;
+    const auto size = fs::file_size(piece_path(blob, index), ec);
+    return !ec && size == record->second->pieces[index].size;
+  }
+  void remove_pieces(const bundle::BlobRecord& b) {
+    for (std::size_t i = 0; i < b.pieces.size(); ++i) {
+      std::error_code ignored;
+      fs::remove(piece_path(b.digest, i), ignored);
+    }
+  }
+
+  std::unique_ptr<bundle::EntrySink> stage_piece(const bundle::StreamEntry& entry, const std::set<std::string>& repos) {
+    const bundle::PieceOf& piece = *entry.piece;
+    const bool needed = std::any_of(repos.begin(), repos.end(),
+                                    [&](const std::string& repo) { return !m_in_target.count({repo, piece.blob}); });
+    if (!needed || staged(piece.blob, piece.index)) return nullptr;
+    m_seen_pieces.insert({piece.blob, piece.index});
+    if (m_options.dry_run) return nullptr;
+    return std::make_unique<PieceSink>(piece_path(piece.blob, piece.index), m_result.staged_bytes);
+  }
+
+  // Mounts (or, where the registry refuses, copies) a blob the target has in `from` into `to`.
+  void spread(const std::string& from, const std::string& to, const core::Digest& digest, std::uint64_t size) {
+    if (m_client.mount_blob(to, digest, from)) {
+      ++m_result.blobs_mounted;
+    } else {
+      copy_within_target(from, to, digest, size);
+    }
+    m_journal.record("blob " + to + " " + digest.str());
+    m_in_target.insert({to, digest});
+  }
+
+  // The blobs under `digest` (a manifest or index, or a blob) that `repo` lacks.
+  void missing_blobs(const std::string& repo, const core::Digest& digest, std::set<core::Digest>& missing) {
+    if (m_manifests.count(digest)) {
+      for (const auto& child : m_children[digest]) missing_blobs(repo, child, missing);
+      return;
+    }
+    if (!m_in_target.count({repo, digest})) missing.insert(digest);
+  }
+
+  WaitingArtifact waiting_for(const Root& root, const std::set<core::Digest>& missing) {
+    std::set<std::uint32_t> volumes;
+    for (const auto& digest : missing) {
+      const auto record = m_records.find(digest);
+      if (record == m_records.end()) continue;
+      const bundle::BlobRecord& b = *record->second;
+      if (b.volume) volumes.insert(*b.volume);
+      for (std::size_t i = 0; i < b.pieces.size(); ++i) {
+        if (!staged(digest, i) && !m_seen_pieces.count({digest, i})) volumes.insert(b.pieces[i].volume);
+      }
+    }
+    WaitingArtifact w{root.kind, root.source, target_ref(root), {volumes.begin(), volumes.end()}, {}};
+    for (const std::uint32_t k : w.volumes) w.volume_names.push_back(m_set.name_of(k));
+    return w;
   }
 
   // The target repositories whose images use `digest`, from the manifests read so far
@@ -323,6 +614,7 @@ private:
     for (std::size_t i = 0; i < pairs.size(); ++i) {
       if (present[i]) {
         m_present.insert(pairs[i]);
+        m_in_target.insert(pairs[i]);
       } else {
         m_needed.insert(pairs[i].second);
       }
@@ -345,9 +637,10 @@ private:
   std::unique_ptr<bundle::EntrySink> place_blob(const bundle::StreamEntry& entry, const std::set<std::string>& repos) {
     std::vector<std::string> have;
     std::vector<std::string> lack;
-    for (const auto& repo : repos) (m_present.count({repo, entry.digest}) ? have : lack).push_back(repo);
+    for (const auto& repo : repos) (m_in_target.count({repo, entry.digest}) ? have : lack).push_back(repo);
     if (lack.empty()) return nullptr; // counted by check_presence()
     if (m_options.dry_run) {
+      for (const auto& repo : lack) m_in_target.insert({repo, entry.digest});
       // A real push would mount what another repository has (when the registry allows).
       // (Counts assume the registry mounts; one that refuses gets copies instead.)
       if (have.empty()) {
@@ -366,6 +659,7 @@ private:
         if (m_client.mount_blob(repo, entry.digest, have.front())) {
           ++m_result.blobs_mounted;
           m_journal.record("blob " + repo + " " + entry.digest.str());
+          m_in_target.insert({repo, entry.digest});
         } else {
           still.push_back(repo);
         }
@@ -381,14 +675,8 @@ private:
       ++m_result.blobs_uploaded;
       m_result.bytes_uploaded += size;
       m_journal.record("blob " + first + " " + digest.str());
-      for (const auto& repo : others) {
-        if (m_client.mount_blob(repo, digest, first)) {
-          ++m_result.blobs_mounted;
-        } else {
-          copy_within_target(first, repo, digest, size);
-        }
-        m_journal.record("blob " + repo + " " + digest.str());
-      }
+      m_in_target.insert({first, digest});
+      for (const auto& repo : others) spread(first, repo, digest, size);
     });
     return std::make_unique<UploadSink>(m_uploads, std::move(upload));
   }
@@ -452,6 +740,8 @@ private:
   core::LogSink& m_log;
   PushResult& m_result;
   Journal& m_journal;
+  const bundle::VolumeSet& m_set;
+  fs::path m_staging; // pieces of blobs larger than a volume, until all are in
   registry::Client m_client;
   Uploads m_uploads; // declared after m_client: destroyed (aborted) before it
   std::vector<Root> m_roots;
@@ -465,8 +755,16 @@ private:
   std::set<std::pair<std::string, core::Digest>> m_pushed;
   bool m_checked = false;
   std::size_t m_manifest_count = 0; // manifests and indexes in the blob table
-  std::set<std::pair<std::string, core::Digest>> m_present; // (repository, blob) in the target
-  std::set<core::Digest> m_needed;                          // blobs some repository lacks
+  std::set<std::pair<std::string, core::Digest>> m_present; // (repository, blob) in the target (HEAD)
+  std::set<core::Digest> m_needed;                          // blobs some repository lacked (HEAD)
+  // (repository, blob) known to be in the target: HEAD, then what this run put there
+  // (a dry run: what it would).
+  std::set<std::pair<std::string, core::Digest>> m_in_target;
+  std::map<core::Digest, const bundle::BlobRecord*> m_records;
+  std::map<core::Digest, std::optional<std::size_t>> m_here; // the current stream's blobs still to come (a piece: which)
+  std::optional<std::set<core::Digest>> m_pending;           // of those, what the target still needs
+  std::set<core::Digest> m_placed;                           // whole blobs handled by this run
+  std::set<std::pair<core::Digest, std::size_t>> m_seen_pieces; // pieces this run read (and staged)
 };
 
 } // namespace
@@ -505,31 +803,76 @@ PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::Pro
   const bundle::SignaturePolicy policy = load_trust(options.trust, keys, log);
   PushResult result;
   result.dry_run = options.dry_run;
-  core::with_context("pushing " + core::display(options.bundle) + " to " + options.target.str(), [&] {
-    core::FileSource in(options.bundle);
-    bundle::BundleReader reader(in, core::display(options.bundle));
-    reader.open(keys, policy);
-    result.journal = journal_path(options, reader.descriptor_bytes());
+  const std::string shown = options.bundles.empty() ? std::string() : core::display(options.bundles.front());
+  core::with_context("pushing " + shown + " to " + options.target.str(), [&] {
+    const bundle::VolumeSet set = bundle::open_volume_set(options.bundles, keys, policy);
+    result.files = given_files(set);
+    result.journal = journal_path(options, set.descriptor_bytes);
+    result.staging = staging_dir(options, set.descriptor_bytes);
+    if (!options.dry_run) check_staging_space(set, result.staging, log);
     Journal journal(result.journal, !options.dry_run);
     result.journal_entries = journal.previous();
     if (journal.previous() > 0) {
       log.info("resuming: the journal " + core::display(result.journal) + " lists " +
                std::to_string(journal.previous()) + " items from an earlier push; each is checked again with HEAD");
     }
-    Pusher pusher(options, log, result, journal);
-    pusher.plan(reader.descriptor());
-    // Layers are read (and uploaded) -j at a time, each from its own zstd frame.
-    result.stats = reader.read_entries_parallel(
-        options.bundle, options.jobs, [&](const bundle::StreamEntry& e) { return pusher.target(e); }, progress,
-        [&] { return pusher.done_with_stream(); });
-    result.read_whole_bundle = result.stats.complete;
-    if (!result.stats.complete) {
-      log.info("the target already holds every remaining blob: the rest of the bundle was not read");
+    if (set.split) {
+      std::string given;
+      for (const auto& g : set.given) given += (given.empty() ? "" : ", ") + std::to_string(g.volume);
+      log.info("bundle " + set.bundle_text() + ": " + std::to_string(set.count) + " volumes; given: " + given +
+               (set.missing.empty() ? std::string() : "; not given: " + set.missing_names()));
     }
+    Pusher pusher(options, log, result, journal, set, result.staging);
+    pusher.plan(set.descriptor);
+    for (const auto& g : set.given) {
+      core::with_context(set.split ? "reading volume " + std::to_string(g.volume) + " (" + core::display(g.path) + ")"
+                                   : "reading " + core::display(g.path),
+                         [&] {
+                           core::FileSource in(g.path);
+                           bundle::BundleReader reader(in, core::display(g.path));
+                           bundle::reopen_volume(set, g, reader, keys, policy);
+                           pusher.begin_volume(g.volume);
+                           // Layers are read (and uploaded) -j at a time, each from its own zstd frame.
+                           const bundle::StreamStats stats = reader.read_entries_parallel(
+                               g.path, options.jobs, [&](const bundle::StreamEntry& e) { return pusher.target(e); },
+                               progress, [&] { return pusher.done_with_stream(); });
+                           result.stats.entries += stats.entries;
+                           result.stats.bytes += stats.bytes;
+                           result.read_whole_bundle = result.read_whole_bundle && stats.complete;
+                           if (!stats.complete) {
+                             log.info("the target already holds every remaining blob of " + core::display(g.path) +
+                                      ": the rest of it was not read");
+                           }
+                         });
+    }
+    result.stats.complete = result.read_whole_bundle;
+    pusher.join_pieces();
     pusher.push_manifests();
-    journal.record("complete");
-    result.descriptor = reader.descriptor();
-    result.signature = reader.signature();
+    result.descriptor = set.descriptor;
+    result.signature = set.signature;
+    if (result.waiting.empty()) {
+      journal.record("complete");
+      return;
+    }
+    std::set<std::string> volumes;
+    std::string images;
+    for (const auto& w : result.waiting) {
+      volumes.insert(w.volume_names.begin(), w.volume_names.end());
+      if (images.size() < 2000) images += (images.empty() ? "" : ", ") + w.kind + " " + w.source;
+    }
+    std::string names;
+    for (const auto& v : volumes) names += (names.empty() ? "" : ", ") + v;
+    const std::string what = std::to_string(result.waiting.size()) + " of " +
+                             std::to_string(result.waiting.size() + result.artifacts.size()) +
+                             " images and charts wait for blobs the target lacks" +
+                             (names.empty() ? std::string() : ", in volumes not given (" + names + ")") + ": " + images;
+    if (options.partial) {
+      log.info("--partial: " + what + "; a push of those volumes completes them");
+      return;
+    }
+    throw core::Error(core::ExitCode::failure, "the push is incomplete: " + what,
+                      "push the missing volumes (alone or with the others), or pass --partial to push volume by "
+                      "volume as they arrive; what was complete is in the registry");
   });
   return result;
 }

@@ -36,7 +36,8 @@ struct PushTarget {
 std::filesystem::path default_state_dir();
 
 struct PushOptions {
-  std::filesystem::path bundle;
+  // The bundle, or any volumes of a split one, in any order (bundle::open_volume_set).
+  std::vector<std::filesystem::path> bundles;
   PushTarget target;
   TrustOptions trust;
   registry::ClientOptions client;
@@ -45,6 +46,9 @@ struct PushOptions {
   // Where the push journal lives (--state-dir); empty: $XDG_STATE_HOME/ferry, else
   // ~/.local/state/ferry.
   std::filesystem::path state_dir;
+  // --partial: images and charts whose blobs are not all in the target yet (their volumes
+  // were not given) are listed, not an error: the volume-by-volume workflow.
+  bool partial = false;
 };
 
 struct PushedArtifact {
@@ -52,6 +56,16 @@ struct PushedArtifact {
   std::string source;     // reference in the bundle
   std::string target;     // HOST/REPO[:TAG]
   core::Digest digest;
+};
+
+// An image or chart not pushed because some of its blobs are neither in the target nor in
+// the volumes given.
+struct WaitingArtifact {
+  std::string kind;
+  std::string source;
+  std::string target;
+  std::vector<std::uint32_t> volumes;     // the volumes that hold what it lacks
+  std::vector<std::string> volume_names;  // their files (NAME.NNN.tar.zst)
 };
 
 struct PushResult {
@@ -70,6 +84,11 @@ struct PushResult {
   bool read_whole_bundle = true;     // false: stopped once the target had everything
   std::filesystem::path journal;     // the journal file of this bundle and target
   std::uint64_t journal_entries = 0; // entries an earlier run had recorded
+  GivenFiles files;                        // the files read (volumes given, missing)
+  std::vector<WaitingArtifact> waiting;    // not pushed yet: their volumes were not given
+  std::filesystem::path staging;           // where pieces of blobs larger than a volume wait
+  std::uint64_t staged_bytes = 0;          // pieces staged by this run
+  std::uint64_t joined_blobs = 0;          // blobs uploaded from their pieces
 };
 
 // Reads the bundle once: the signature is checked first; each blob is verified while it
@@ -86,6 +105,16 @@ struct PushResult {
 // stream, reading stops: blobs the registry already holds under their digests are
 // never used, so an up-to-date re-run reads little more than the manifests.
 // Files (`files:`) are not pushed: they stay in the bundle for `ferry extract`.
+//
+// Volumes of a split bundle are read one after the other (foreign and duplicate files are
+// refused first). A piece of a blob larger than a volume is staged (0600) under the state
+// directory until all its pieces are there, possibly over several runs; then the blob is
+// uploaded from its pieces, hashed on the way (an IntegrityError if it does not match),
+// and the pieces removed. Before anything is read, the free space there must hold the
+// pieces the given volumes bring (an Error with both numbers otherwise). Each manifest is
+// pushed once all the blobs of its image are in the target (this run, or HEAD); the
+// others wait: without `partial` that is an Error (exit 1) naming the images and the
+// volume files they wait for, after everything complete was pushed.
 PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::ProgressSink& progress);
 
 } // namespace ferry

@@ -8,6 +8,8 @@
 #include "bundle/tar_writer.hpp"
 #include "chart/chart_archive.hpp"
 #include "chart_pull.hpp"
+#include "pack_cache.hpp"
+#include "pack_space.hpp"
 #include "releases.hpp"
 #include "core/background_sink.hpp"
 #include "core/encoding.hpp"
@@ -25,10 +27,13 @@
 #include <algorithm>
 #include <chrono>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
+
+#include <unistd.h>
 
 namespace ferry {
 
@@ -134,8 +139,18 @@ std::uint64_t sum_sizes(const std::vector<oci::BlobRef>& blobs) {
 }
 
 // A resolved image into the plan and ferry.json, under `ref_name`.
+// Image source -> each platform's manifest digest, for the lock.
+using PlatformDigests = std::vector<std::pair<std::string, std::vector<std::pair<std::string, core::Digest>>>>;
+
 void add_image(Plan& plan, bundle::BundleDescriptor& descriptor, const oci::ResolvedImage& resolved,
-               const std::string& ref_name, const std::string& source, core::LogSink& log) {
+               const std::string& ref_name, const std::string& source, core::LogSink& log, PlatformDigests& platform_digests) {
+  std::vector<std::pair<std::string, core::Digest>> per_platform;
+  for (const auto& blob : resolved.blobs) {
+    if (blob.descriptor.platform && oci::media_type::is_manifest(blob.descriptor.media_type)) {
+      per_platform.emplace_back(blob.descriptor.platform->str(), blob.descriptor.digest);
+    }
+  }
+  platform_digests.emplace_back(source, std::move(per_platform));
   for (const auto& blob : resolved.blobs) plan.add(blob, source);
   plan.add_root(resolved.root, ref_name);
   descriptor.images.push_back(bundle::ImageRecord{ref_name, source, resolved.root.digest, resolved.source_digest,
@@ -338,10 +353,82 @@ ChartDiscoveryReport discover_chart_images(const bundle::ManifestChart& chart, c
   return report;
 }
 
+// The disk-space pre-flight (pack_space.hpp), before any layer is downloaded: the bundle
+// (these entries, then every blob) in the output's directory, the blobs still to
+// download in the store they go to.
+void check_pack_space(const PackOptions& options, const std::vector<const PlannedBlob*>& blobs,
+                      std::vector<std::uint64_t> entries, const ImagePuller* puller, const oci::BlobStore& download_store,
+                      const oci::BlobStore* cache) {
+  for (const PlannedBlob* b : blobs) entries.push_back(b->ref.descriptor.size);
+  const ImagePuller::Queued queued = puller ? puller->queued() : ImagePuller::Queued{};
+  const PackSpace space{.output_dir = options.output.has_parent_path() ? options.output.parent_path() : fs::path("."),
+                        .entry_sizes = std::move(entries),
+                        .download_dir = download_store.root(),
+                        .download_store = cache ? DownloadStore::cache : DownloadStore::work,
+                        .download_blobs = queued.blobs,
+                        .download_bytes = queued.bytes,
+                        .largest_download = queued.largest,
+                        .window = options.pull.download_ahead};
+  check_free_space(pack_space_needs(space), core::file_system_space);
+}
+
+void log_registry_blobs(const ImagePuller& puller, const oci::BlobStore* cache, core::LogSink& log) {
+  const ImagePuller::Queued queued = puller.queued();
+  std::string line = "downloading " + std::to_string(queued.blobs) + " blobs from registries, " + size_text(queued.bytes);
+  if (cache) {
+    const PullStats stats = puller.stats();
+    line += "; " + std::to_string(stats.reused_blobs) + " blobs come from the cache " + core::display(cache->root()) +
+            ", " + size_text(stats.reused_bytes);
+  }
+  log.info(line);
+}
+
+
+// --- the lock (--locked) -----------------------------------------------------------------
+
+using PinnedDependencies = std::map<std::pair<std::string, std::string>, std::string>;
+
+// The lock's vendored dependency versions, by chart and dependency name.
+PinnedDependencies pinned_dependencies(const LockFile& lock) {
+  PinnedDependencies out;
+  for (const auto& c : lock.charts) {
+    for (const auto& d : c.dependencies) out[{c.name, d.name}] = d.version;
+  }
+  return out;
+}
+
+// The exact version the lock has for chart `name`.
+std::string locked_chart_version(const LockFile& lock, const std::string& name, const PackOptions& options) {
+  const LockedChart* chart = lock.chart(name);
+  if (!chart) {
+    throw core::UsageError("chart " + name + " is not in the lock file",
+                           "the manifest changed since the lock was written: write it again with `ferry lock -f " +
+                               core::display(options.manifest) + "`");
+  }
+  return chart->version;
+}
+
+// Stops a --locked pack, before any layer is downloaded, when the sources no longer give
+// what the lock records.
+void require_as_locked(const LockFile& lock, const LockFile& now, const PackOptions& options) {
+  const std::vector<std::string> differences = lock_differences(lock, now);
+  if (differences.empty()) return;
+  std::string lines;
+  for (const auto& d : differences) lines += "\n  " + d;
+  throw core::Error(core::ExitCode::failure,
+                    std::to_string(differences.size()) + " source" + (differences.size() == 1 ? " differs" : "s differ") +
+                        " from the lock (--locked):" + lines,
+                    "a tag moved or a file changed upstream: pack exactly by digest elsewhere, or accept the new content "
+                    "with `ferry lock -f " + core::display(options.manifest) + "` and review the lock's diff");
+}
+
 } // namespace
 
-PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSink& progress) {
+// pack() without writing the lock file.
+PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>& locked, core::LogSink& log,
+                       core::ProgressSink& progress) {
   const bundle::BundleManifest manifest = bundle::load_bundle_manifest(options.manifest);
+  PlatformDigests platform_digests;
   std::optional<bundle::PrivateKey> key;
   if (!options.dry_run) {
     key = core::with_context("loading signing key " + core::display(options.key), [&] {
@@ -365,13 +452,20 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
   // The release plan with its values files embedded: read (and checked) before anything
   // is downloaded.
   const std::string releases_json = releases_for_bundle(manifest);
-  // A dry run writes nothing beside the output: its work directory is a temporary one.
-  core::TempDir work(options.dry_run ? fs::path() : options.output, "pack");
-  oci::BlobStore store(work.path());
-  Plan plan;
-  bundle::BundleDescriptor descriptor;
   PackResult result;
   result.dry_run = options.dry_run;
+  // What killed packs of this output left is removed first; a dry run writes nothing
+  // beside the output (its work directory is a temporary one) and uses no cache.
+  if (!options.dry_run) result.removed_leftovers = remove_pack_leftovers(options.output, log);
+  core::TempDir work(options.dry_run ? fs::path() : options.output, "pack");
+  oci::BlobStore store(work.path());
+  const std::unique_ptr<oci::BlobStore> cache =
+      options.dry_run ? nullptr : open_cache(options.cache, log, result.removed_leftovers);
+  if (cache) result.cache = options.cache;
+  // Registry blobs go to the cache and stay there; without one, to the work store.
+  oci::BlobStore& download_store = cache ? *cache : store;
+  Plan plan;
+  bundle::BundleDescriptor descriptor;
   const std::string manifest_name = core::display(options.manifest);
 
   // Registry images: resolved now (tags -> digests, manifests read), blobs fetched in
@@ -389,7 +483,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
                                        [&](const Mirror& x) { return x.registry == mirror.registry; });
         if (!given) pull.mirrors.push_back(mirror); // --mirror on the command line wins
       }
-      registry_puller = std::make_unique<ImagePuller>(std::move(pull), store, log);
+      registry_puller = std::make_unique<ImagePuller>(std::move(pull), download_store, log);
     }
     return *registry_puller;
   };
@@ -411,11 +505,15 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     core::with_context("packing chart " + chart.name + " (" + where + ")", [&] {
       if (!chart_puller) {
         chart_puller = std::make_unique<ChartPuller>(
-            ChartPullOptions{.client = options.pull.client, .include_prereleases = false, .mtime = options.source_date_epoch},
+            ChartPullOptions{.client = options.pull.client,
+                             .include_prereleases = false,
+                             .mtime = options.source_date_epoch,
+                             .pinned_dependencies = locked ? pinned_dependencies(*locked) : PinnedDependencies{}},
             log);
       }
-      const PulledChart pulled = chart.path.empty() ? chart_puller->pull(chart.repo, chart.name, chart.version)
-                                                    : chart_puller->load(manifest.resolve(chart.path), chart.version);
+      const std::string version = locked ? locked_chart_version(*locked, chart.name, options) : chart.version;
+      const PulledChart pulled = chart.path.empty() ? chart_puller->pull(chart.repo, chart.name, version)
+                                                    : chart_puller->load(manifest.resolve(chart.path), version);
       const chart::PackagedChart& packaged = pulled.chart;
       const auto& meta = packaged.metadata;
       if (meta.name != chart.name) {
@@ -508,7 +606,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
         break;
       }
       const std::string ref_name = image_ref_name(image, resolved, where);
-      add_image(plan, descriptor, resolved, ref_name, image.ref, log);
+      add_image(plan, descriptor, resolved, ref_name, image.ref, log, platform_digests);
       packed_refs.push_back(ref_name);
     });
   }
@@ -530,7 +628,7 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
                        [&] {
                          const oci::PlatformFilter filter(options.platforms.empty() ? manifest.platforms : options.platforms);
                          const oci::ResolvedImage resolved = puller().resolve(oci::Reference::parse(found.ref), filter);
-                         add_image(plan, descriptor, resolved, found.ref, found.ref, log);
+                         add_image(plan, descriptor, resolved, found.ref, found.ref, log, platform_digests);
                          descriptor.images.back().found_by = found.found_by;
                          packed_refs.push_back(found.ref);
                          found.bundle_ref = found.ref;
@@ -603,19 +701,77 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
   for (const PlannedBlob* b : ordered) {
     descriptor.blobs.push_back({b->ref.descriptor.digest, b->ref.descriptor.size, b->ref.descriptor.media_type});
   }
+  {
+    std::vector<std::string> platforms;
+    for (const auto& p : options.platforms.empty() ? manifest.platforms : options.platforms) platforms.push_back(p.str());
+    std::vector<std::pair<std::string, std::string>> constraints;
+    for (const auto& c : manifest.charts) constraints.emplace_back(c.name, c.version);
+    result.lock = lock_from_descriptor(descriptor, platforms, platform_digests, constraints);
+    if (locked) require_as_locked(*locked, result.lock, options);
+  }
   if (options.dry_run) {
     // The plan is complete: every image resolved, every chart chosen. No layer was
     // downloaded (the puller never started) and the work directory goes with `work`.
     result.descriptor = std::move(descriptor);
     return result;
   }
+  if (options.split) {
+    // Volumes: the plan is signed inside ferry.json before the first byte is written and
+    // needs the bytes of blobs larger than a volume (their pieces are hashed), so every
+    // download finishes first: no download window (it waits for a consumer that only
+    // starts once all are in).
+    PackOptions unwindowed = options;
+    unwindowed.pull.download_ahead = std::numeric_limits<std::uint64_t>::max();
+    check_pack_space(unwindowed, ordered, {layout_marker.size(), index_json.size()}, registry_puller.get(),
+                     download_store, cache.get());
+    if (registry_puller) {
+      result.registry_blobs = registry_puller->stats();
+      log_registry_blobs(*registry_puller, cache.get(), log);
+      registry_puller->fetch_all(progress);
+    }
+    std::map<core::Digest, bundle::BlobSource> sources;
+    for (const PlannedBlob* b : ordered) {
+      sources.emplace(b->ref.descriptor.digest, bundle::BlobSource{b->ref.file, b->ref.offset,
+                                                                   b->ref.checked == oci::Checked::yes, b->origin});
+    }
+    result.checksum_path = checksum_path_for(options.output);
+    const bundle::VolumeWriteResult written = bundle::write_volumes(
+        descriptor, sources,
+        {.output = options.output,
+         .checksums = result.checksum_path,
+         .limit = *options.split,
+         .level = options.compression_level,
+         .mtime = options.source_date_epoch,
+         .layout_marker = layout_marker,
+         .index_json = index_json},
+        [&](std::string_view json) { return core::base64_encode(key->sign(json)); },
+        [&](const core::Digest& digest) {
+          // As for one file: a blob of the work store is not read again once written.
+          const auto it = sources.find(digest);
+          if (it != sources.end() && it->second.file == store.path(digest)) {
+            std::error_code ignored;
+            fs::remove(it->second.file, ignored);
+          }
+        },
+        log, progress);
+    result.volumes = written.volumes;
+    result.pieced_blobs = written.pieced_blobs;
+    result.bundle_path = written.volumes.front().path;
+    for (const auto& v : written.volumes) result.bundle_size += v.size;
+    result.descriptor = std::move(descriptor);
+    return result;
+  }
   const std::string descriptor_json = bundle::to_json(descriptor);
   const std::string signature = core::base64_encode(key->sign(descriptor_json));
+
+  check_pack_space(options, ordered, {descriptor_json.size(), signature.size(), layout_marker.size(), index_json.size()},
+                   registry_puller.get(), download_store, cache.get());
 
   // Registry blobs download in the order the stream takes them, so writing starts with
   // the first and overlaps the rest: the output's disk writes hide behind the network.
   if (registry_puller) {
-    log.info("pulling " + std::to_string(registry_puller->queued_bytes()) + " bytes of blobs from registries");
+    result.registry_blobs = registry_puller->stats();
+    log_registry_blobs(*registry_puller, cache.get(), log);
     std::vector<core::Digest> order;
     for (const PlannedBlob* b : ordered) order.push_back(b->ref.descriptor.digest);
     registry_puller->start(no_pull_bar, order);
@@ -666,12 +822,13 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
           if (actual != d.digest) {
             throw core::IntegrityError("blob " + d.digest.str() + " of " + b->origin + " has digest " + actual.str() +
                                            " (" + core::display(b->ref.file) + ")",
-                                       "the source is corrupt or changed while packing; recreate it and pack again");
+                                       damaged_blob_hint(b->ref.file, cache.get()));
           }
         }
       });
       // A blob in the work store is not read again: removed now, its pages never need
       // writing back (the store would otherwise compete with the output for the disk).
+      // The cache keeps its blobs for the next pack.
       if (b->ref.file == store.path(d.digest)) {
         std::error_code ignored;
         fs::remove(b->ref.file, ignored);
@@ -685,12 +842,39 @@ PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSi
     result.bundle_size = hashed.count();
   }
   result.bundle_digest = hashed.finish();
+  remove_old_checksum(result.checksum_path);
   out.commit();
 
   const std::string checksum_line =
       std::string(result.bundle_digest->hex()) + "  " + options.output.filename().string() + "\n";
   core::write_file_atomic(result.checksum_path, checksum_line);
   result.descriptor = std::move(descriptor);
+  return result;
+}
+
+PackResult pack(const PackOptions& options, core::LogSink& log, core::ProgressSink& progress) {
+  const fs::path lock_path = options.lock_file.empty() ? lock_path_for(options.manifest) : options.lock_file;
+  std::optional<LockFile> locked;
+  if (options.locked) {
+    if (!fs::exists(lock_path)) {
+      throw core::UsageError("no lock file " + core::display(lock_path) + " for --locked",
+                             "write it with `ferry lock -f " + core::display(options.manifest) +
+                                 "` (or a pack without --locked), or name it with --lock-file");
+    }
+    locked = parse_lock(core::read_file(lock_path), core::display(lock_path));
+  } else if (options.write_lock && !options.dry_run) {
+    // Checked before the work: a pack whose lock cannot be written would be wasted.
+    const fs::path dir = lock_path.has_parent_path() ? lock_path.parent_path() : fs::path(".");
+    if (::access(dir.c_str(), W_OK) != 0) {
+      throw core::UsageError("cannot write the lock file " + core::display(lock_path) + " (directory not writable)",
+                             "name another place with --lock-file, or leave it out with --no-lock");
+    }
+  }
+  PackResult result = pack_bundle(options, locked, log, progress);
+  if (!options.locked && options.write_lock && !options.dry_run) {
+    core::write_file_atomic(lock_path, to_json(result.lock));
+    result.lock_path = lock_path;
+  }
   return result;
 }
 

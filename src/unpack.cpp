@@ -4,6 +4,8 @@
 #include "unpack.hpp"
 
 #include "bundle/signing.hpp"
+#include "bundle/volume_set.hpp"
+#include "bundle/volumes.hpp"
 #include "check.hpp"
 #include "core/encoding.hpp"
 #include "core/error.hpp"
@@ -85,35 +87,111 @@ bundle::SignaturePolicy load_trust(const TrustOptions& trust, bundle::TrustedKey
   return bundle::SignaturePolicy::require;
 }
 
-VerifyResult verify_bundle(const fs::path& path, const TrustOptions& trust, core::LogSink& log,
+GivenFiles given_files(const bundle::VolumeSet& set) {
+  GivenFiles files;
+  files.split = set.split;
+  files.count = set.count;
+  files.limit = set.split ? set.descriptor.volumes->limit : 0;
+  for (const auto& g : set.given) files.given.push_back(GivenFile{g.path, g.volume, size_or_zero(g.path), {}});
+  files.missing = set.missing;
+  for (const std::uint32_t k : set.missing) files.missing_names.push_back(set.name_of(k));
+  return files;
+}
+
+namespace {
+
+std::string file_label(const bundle::VolumeSet& set, const bundle::GivenVolume& g) {
+  return set.split ? "volume " + std::to_string(g.volume) + " (" + core::display(g.path) + ")" : core::display(g.path);
+}
+
+// Writes a piece at its offset in the blob's one file (opened without O_EXCL: the other
+// pieces, from other volumes, land in the same file).
+class PieceEntrySink final : public bundle::EntrySink {
+public:
+  PieceEntrySink(const fs::path& path, std::uint64_t offset) : m_path(path), m_offset(offset) {
+    fs::create_directories(path.parent_path());
+    m_fd = core::UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    if (!m_fd) {
+      const int err = errno;
+      throw core::Error(core::ExitCode::failure, "cannot open " + core::display(path) + ": " + core::errno_text(err));
+    }
+  }
+  void write(const char* data, std::size_t size) override {
+    while (size > 0) {
+      const ssize_t n = ::pwrite(m_fd.get(), data, size, static_cast<off_t>(m_offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        const int err = errno;
+        throw core::Error(core::ExitCode::failure, "cannot write " + core::display(m_path) + ": " + core::errno_text(err));
+      }
+      data += n;
+      size -= static_cast<std::size_t>(n);
+      m_offset += static_cast<std::uint64_t>(n);
+    }
+  }
+  void commit() override { m_fd = core::UniqueFd(); }
+
+private:
+  fs::path m_path;
+  std::uint64_t m_offset;
+  core::UniqueFd m_fd;
+};
+
+// A blob extracted from its pieces: its one file must hold exactly the blob.
+void check_joined_blob(const fs::path& file, const bundle::BlobRecord& blob) {
+  core::FileSource in(file);
+  core::HashingSource hashing(in);
+  core::NullSink discard;
+  core::copy(hashing, discard);
+  const core::Digest actual = hashing.finish();
+  if (hashing.count() != blob.size || actual != blob.digest) {
+    throw core::IntegrityError("blob " + blob.digest.str() + " joined from its " + std::to_string(blob.pieces.size()) +
+                                   " pieces is " + std::to_string(hashing.count()) + " bytes with digest " + actual.str() +
+                                   ", expected " + std::to_string(blob.size) + " bytes with that digest",
+                               "verify each volume with `ferry verify`, then copy the bad ones again");
+  }
+}
+
+} // namespace
+
+VerifyResult verify_bundle(const std::vector<fs::path>& bundles, const TrustOptions& trust, core::LogSink& log,
                            core::ProgressSink& progress) {
   bundle::TrustedKeys keys;
   const bundle::SignaturePolicy policy = load_trust(trust, keys, log, true);
-  return core::with_context("verifying " + core::display(path), [&] {
-    core::FileSource in(path);
-    bundle::BundleReader reader(in, core::display(path));
-    reader.open(keys, policy);
-    VerifyResult result;
-    result.stats = reader.read_entries(nullptr, progress);
-    result.descriptor = reader.descriptor();
-    result.signature = reader.signature();
-    result.bundle_size = size_or_zero(path);
+  const bundle::VolumeSet set = bundle::open_volume_set(bundles, keys, policy);
+  VerifyResult result;
+  result.descriptor = set.descriptor;
+  result.signature = set.signature;
+  result.files = given_files(set);
+  for (std::size_t i = 0; i < set.given.size(); ++i) {
+    const bundle::GivenVolume& g = set.given[i];
+    GivenFile& report = result.files.given[i];
+    core::with_context("verifying " + file_label(set, g), [&] {
+      core::FileSource in(g.path);
+      bundle::BundleReader reader(in, core::display(g.path));
+      bundle::reopen_volume(set, g, reader, keys, policy);
+      report.stats = reader.read_entries(nullptr, progress);
+    });
+    result.stats.entries += report.stats.entries;
+    result.stats.bytes += report.stats.bytes;
+    result.bundle_size += report.size;
+    if (set.split) log.info("volume " + std::to_string(g.volume) + " (" + core::display(g.path) + "): OK");
+  }
+  return result;
+}
+
+InspectResult inspect_bundle(const std::vector<fs::path>& bundles, const TrustOptions& trust, core::LogSink& log) {
+  bundle::TrustedKeys keys;
+  const bundle::SignaturePolicy policy = load_trust(trust, keys, log, false);
+  return core::with_context("inspecting " + core::display(bundles.empty() ? fs::path() : bundles.front()), [&] {
+    const bundle::VolumeSet set = bundle::open_volume_set(bundles, keys, policy);
+    InspectResult result{set.descriptor, set.signature, 0, given_files(set)};
+    for (const auto& f : result.files.given) result.bundle_size += f.size;
     return result;
   });
 }
 
-InspectResult inspect_bundle(const fs::path& path, const TrustOptions& trust, core::LogSink& log) {
-  bundle::TrustedKeys keys;
-  const bundle::SignaturePolicy policy = load_trust(trust, keys, log, false);
-  return core::with_context("inspecting " + core::display(path), [&] {
-    core::FileSource in(path);
-    bundle::BundleReader reader(in, core::display(path));
-    reader.open(keys, policy);
-    return InspectResult{reader.descriptor(), reader.signature(), size_or_zero(path)};
-  });
-}
-
-ExtractResult extract_bundle(const fs::path& path, const fs::path& directory, const TrustOptions& trust,
+ExtractResult extract_bundle(const std::vector<fs::path>& bundles, const fs::path& directory, const TrustOptions& trust,
                              core::LogSink& log, core::ProgressSink& progress) {
   bundle::TrustedKeys keys;
   const bundle::SignaturePolicy policy = load_trust(trust, keys, log, true);
@@ -128,23 +206,48 @@ ExtractResult extract_bundle(const fs::path& path, const fs::path& directory, co
   if (!fs::is_directory(parent)) {
     throw core::UsageError("output directory " + core::display(parent) + " does not exist", "create it first");
   }
-  return core::with_context("extracting " + core::display(path) + " to " + core::display(directory), [&] {
+  const bundle::VolumeSet set = bundle::open_volume_set(bundles, keys, policy);
+  bundle::require_every_volume(set, "extract");
+  return core::with_context("extracting " + core::display(set.given.front().path) + " to " + core::display(directory), [&] {
     core::TempDir staging(directory, "extract");
-    core::FileSource in(path);
-    bundle::BundleReader reader(in, core::display(path));
-    reader.open(keys, policy);
     ExtractResult result;
-    result.verify.stats = reader.read_entries(
-        [&](const bundle::StreamEntry& entry) { return std::make_unique<FileEntrySink>(staging.path() / entry.path); },
-        progress);
-    result.verify.descriptor = reader.descriptor();
-    result.verify.signature = reader.signature();
-    result.verify.bundle_size = size_or_zero(path);
+    result.verify.descriptor = set.descriptor;
+    result.verify.signature = set.signature;
+    result.verify.files = given_files(set);
+    std::set<std::string> written; // entries every volume repeats are written once
+    for (std::size_t i = 0; i < set.given.size(); ++i) {
+      const bundle::GivenVolume& g = set.given[i];
+      GivenFile& report = result.verify.files.given[i];
+      core::with_context("reading " + file_label(set, g), [&] {
+        core::FileSource in(g.path);
+        bundle::BundleReader reader(in, core::display(g.path));
+        bundle::reopen_volume(set, g, reader, keys, policy);
+        report.stats = reader.read_entries(
+            [&](const bundle::StreamEntry& entry) -> std::unique_ptr<bundle::EntrySink> {
+              if (entry.piece) {
+                return std::make_unique<PieceEntrySink>(staging.path() / bundle::blob_entry_path(entry.piece->blob),
+                                                        entry.piece->offset);
+              }
+              if (!written.insert(entry.path).second) return nullptr;
+              return std::make_unique<FileEntrySink>(staging.path() / entry.path);
+            },
+            progress);
+      });
+      result.verify.stats.entries += report.stats.entries;
+      result.verify.stats.bytes += report.stats.bytes;
+      result.verify.bundle_size += report.size;
+    }
+    for (const auto& b : set.descriptor.blobs) {
+      if (b.pieces.empty()) continue;
+      core::with_context("joining the pieces of blob " + b.digest.str(), [&] {
+        check_joined_blob(staging.path() / bundle::blob_entry_path(b.digest), b);
+      });
+    }
     // The signed descriptor travels with the layout so the directory can be re-checked
     // with openssl and sha256sum later (docs/bundle-format.md).
-    core::write_file_atomic(staging.path() / bundle::k_descriptor_path, reader.descriptor_bytes());
-    if (!reader.signature_text().empty()) {
-      core::write_file_atomic(staging.path() / bundle::k_signature_path, reader.signature_text());
+    core::write_file_atomic(staging.path() / bundle::k_descriptor_path, set.descriptor_bytes);
+    if (!set.signature_text.empty()) {
+      core::write_file_atomic(staging.path() / bundle::k_signature_path, set.signature_text);
     }
     sync_directory_tree(staging.path());
     if (::rename(staging.path().c_str(), directory.c_str()) != 0) {
@@ -244,7 +347,25 @@ UnpackResult unpack_bundle(const UnpackOptions& options, core::LogSink& log, cor
   // 0. The releases (from the signed ferry.json alone) and the site's values for them:
   // every mistake in the site's flags, and every missing required key, is found before
   // anything is pushed.
-  const InspectResult head = inspect_bundle(options.bundle, options.trust, log);
+  if (options.bundles.empty()) throw core::UsageError("no bundle file given", "name the bundle, or all its volumes");
+  const InspectResult head = inspect_bundle(options.bundles, options.trust, log);
+  // Pushing or verifying a split bundle here needs all of it: refused before anything is
+  // pushed (`ferry push --partial` takes volumes one at a time).
+  if ((options.push || options.verify) && !head.files.missing.empty()) {
+    std::string names;
+    for (const auto& n : head.files.missing_names) names += (names.empty() ? "" : ", ") + n;
+    throw core::IntegrityError("unpack needs every volume of bundle " + head.descriptor.name + " " +
+                                   head.descriptor.version + ": " + std::to_string(head.files.missing.size()) + " of " +
+                                   std::to_string(head.files.count) + " not given: " + names,
+                               "give all " + std::to_string(head.files.count) +
+                                   " volumes (a shell glob such as NAME.*.tar.zst will do), or push them one at a time "
+                                   "with `ferry push --partial` and then run `ferry upgrade`");
+  }
+  // Every volume carries ferry.json and the chart archives: the later stages read the first.
+  const fs::path& first = head.files.given.front().path;
+  const std::string shown = core::display(first) + (head.files.given.size() > 1
+                                                        ? " and " + std::to_string(head.files.given.size() - 1) + " more volumes"
+                                                        : std::string());
   result.bundle_name = head.descriptor.name + " " + head.descriptor.version;
   const std::vector<BundleRelease> releases = bundle_releases(head.descriptor);
   const std::vector<SiteValues> sites =
@@ -264,9 +385,9 @@ UnpackResult unpack_bundle(const UnpackOptions& options, core::LogSink& log, cor
   // 1.+2. verify and push.
   if (options.push) {
     log.info(std::string("stage push") + (options.plan || options.dry_run ? " (dry run)" : "") + ": " +
-             core::display(options.bundle) + " -> " + target.str());
+             shown + " -> " + target.str());
     PushOptions push;
-    push.bundle = options.bundle;
+    push.bundles = options.bundles;
     push.target = target;
     push.trust = options.trust;
     push.client = options.client;
@@ -279,16 +400,16 @@ UnpackResult unpack_bundle(const UnpackOptions& options, core::LogSink& log, cor
              plural(pushed->manifests_pushed, "manifest", "manifests") + (push.dry_run ? " to push" : " pushed"));
     result.push = std::move(pushed);
   } else if (options.verify) {
-    log.info("stage verify: " + core::display(options.bundle) + " (push skipped)");
-    result.verify = verify_bundle(options.bundle, options.trust, log, progress);
+    log.info("stage verify: " + shown + " (push skipped)");
+    result.verify = verify_bundle(options.bundles, options.trust, log, progress);
   }
 
   // 3. values.
   log.info("stage values: overlays for " + target.str());
-  const LoadedBundle loaded = load_bundle_releases(options.bundle, options.trust, log);
+  const LoadedBundle loaded = load_bundle_releases(first, options.trust, log);
   result.bundle_id = loaded.descriptor_digest;
   if (loaded.releases.size() != sites.size()) {
-    throw core::Error(core::ExitCode::failure, "bundle " + core::display(options.bundle) + " changed while it was read",
+    throw core::Error(core::ExitCode::failure, "bundle " + core::display(first) + " changed while it was read",
                       "make sure nothing writes to the bundle, and run again");
   }
   const std::vector<values::KnownImage> images = bundle_images(loaded.descriptor);
@@ -329,7 +450,7 @@ UnpackResult unpack_bundle(const UnpackOptions& options, core::LogSink& log, cor
         core::write_file_atomic(dir / (loaded.releases[k].release.name + ".yaml"), overlays[k].overlay_yaml, 0600);
       }
       CheckOptions check;
-      check.bundle = options.bundle;
+      check.bundle = first;
       check.target = target;
       check.trust = options.trust;
       check.values_dir = dir;

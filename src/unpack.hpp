@@ -6,6 +6,7 @@
 
 #include "bundle/bundle_reader.hpp"
 #include "bundle/descriptor.hpp"
+#include "bundle/volume_set.hpp"
 #include "core/log.hpp"
 #include "registry/client.hpp"
 #include "site_values.hpp"
@@ -37,27 +38,56 @@ struct TrustOptions {
 bundle::SignaturePolicy load_trust(const TrustOptions& trust, bundle::TrustedKeys& keys, core::LogSink& log,
                                    bool keys_required = true);
 
+// One file given for a bundle (the bundle itself, or one volume of a split bundle).
+struct GivenFile {
+  std::filesystem::path path;
+  std::uint32_t volume = 0; // 0 for a one-file bundle
+  std::uint64_t size = 0;
+  bundle::StreamStats stats; // what verify or extract checked in it
+};
+
+// Which files of the bundle a command was given (bundle/volume_set.hpp).
+struct GivenFiles {
+  bool split = false;
+  std::uint32_t count = 1;            // volumes of the bundle (1: one file)
+  std::uint64_t limit = 0;            // --split of the pack (split bundles)
+  std::vector<GivenFile> given;       // in volume order
+  std::vector<std::uint32_t> missing; // volumes not given
+  std::vector<std::string> missing_names; // their file names (NAME.NNN.tar.zst), or "volume NNN"
+};
+
+// The report of a bundle::VolumeSet.
+GivenFiles given_files(const bundle::VolumeSet& set);
+
 struct VerifyResult {
   bundle::BundleDescriptor descriptor;
   bundle::SignatureCheck signature;
-  bundle::StreamStats stats;
-  std::uint64_t bundle_size = 0;
+  bundle::StreamStats stats;      // all files together
+  std::uint64_t bundle_size = 0;  // all files together
+  GivenFiles files;
 };
 
-// Reads the whole bundle once: signature, then every entry against the blob table.
-// IntegrityError (exit 3) on any failure, naming the entry and what uses it.
-VerifyResult verify_bundle(const std::filesystem::path& bundle, const TrustOptions& trust, core::LogSink& log,
-                           core::ProgressSink& progress);
+// Reads each file once: signature, then every entry against the blob table (for a
+// volume: the entries ferry.json assigns to it). `bundles` is a one-file bundle or any
+// volumes of one split bundle, in any order (bundle::open_volume_set: foreign and
+// duplicate files are refused first); each volume is checked alone, and the volumes not
+// given are listed in the result, not an error. IntegrityError (exit 3) on any failure,
+// naming the file, the entry and what uses it.
+VerifyResult verify_bundle(const std::vector<std::filesystem::path>& bundles, const TrustOptions& trust,
+                           core::LogSink& log, core::ProgressSink& progress);
 
 struct InspectResult {
   bundle::BundleDescriptor descriptor;
   bundle::SignatureCheck signature;
-  std::uint64_t bundle_size = 0;
+  std::uint64_t bundle_size = 0; // all files given together
+  GivenFiles files;
 };
 
-// Reads only the head of the stream (ferry.json and its signature). With trusted keys
-// the signature is checked and a bad one refused; without, the result says it was not.
-InspectResult inspect_bundle(const std::filesystem::path& bundle, const TrustOptions& trust, core::LogSink& log);
+// Reads only the head of each file (ferry.json and its signature, volume.json). With
+// trusted keys the signature is checked and a bad one refused; without, the result says
+// it was not. Volumes as verify_bundle takes them.
+InspectResult inspect_bundle(const std::vector<std::filesystem::path>& bundles, const TrustOptions& trust,
+                             core::LogSink& log);
 
 struct ExtractResult {
   VerifyResult verify;
@@ -67,13 +97,17 @@ struct ExtractResult {
 // Verifies the bundle while writing it out as an OCI image layout (plus ferry.json and
 // ferry.json.sig, so the directory equals the bundle's tar contents). Written into a
 // temporary directory beside `directory` and renamed onto it only when everything
-// verified; `directory` must not exist or be empty.
-ExtractResult extract_bundle(const std::filesystem::path& bundle, const std::filesystem::path& directory,
+// verified; `directory` must not exist or be empty. A split bundle needs every volume
+// (IntegrityError naming the missing files, before anything is written); the pieces of a
+// blob are written into its one file, which is checked against the blob's digest.
+ExtractResult extract_bundle(const std::vector<std::filesystem::path>& bundles, const std::filesystem::path& directory,
                              const TrustOptions& trust, core::LogSink& log, core::ProgressSink& progress);
 
 // The isolated side as one run (DESIGN §4): which stages run, and how.
 struct UnpackOptions {
-  std::filesystem::path bundle;
+  // The bundle, or the volumes of a split one (all of them when push or verify runs;
+  // `ferry upgrade` reads only ferry.json and the chart archives, which every volume carries).
+  std::vector<std::filesystem::path> bundles;
   std::string registry; // the internal registry: HOST[:PORT][/PREFIX]
   TrustOptions trust;
   // The target registry (push). With create_pull_secrets its credentials (username and

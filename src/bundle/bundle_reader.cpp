@@ -164,16 +164,62 @@ void BundleReader::read_head(const TrustedKeys& trusted, SignaturePolicy policy)
     m_signature.algorithm = m_descriptor.signer->algorithm;
   }
 
-  for (const auto& e : m_descriptor.layout) {
-    m_expected.emplace(e.path, Expected{StreamEntry{e.path, e.digest, e.size, {}}, false});
-  }
-  for (const auto& b : m_descriptor.blobs) {
-    const std::string path = "blobs/sha256/" + std::string(b.digest.hex());
-    m_expected.emplace(path, Expected{StreamEntry{path, b.digest, b.size, b.media_type}, false});
+  m_head.emplace_back(std::string(k_descriptor_path), m_descriptor_bytes);
+  if (m_signature.has_signature) m_head.emplace_back(std::string(k_signature_path), m_signature_text);
+  if (m_descriptor.volumes) read_volume_label();
+
+  for (const VolumeEntry& e : volume_entries(m_descriptor, m_volume ? m_volume->volume : 0)) {
+    StreamEntry entry{e.path, e.digest, e.size, e.media_type};
+    if (e.is_piece) entry.piece = PieceOf{e.blob->digest, e.blob->size, e.piece, e.blob->pieces.size(), e.offset};
+    m_expected.emplace(e.path, Expected{std::move(entry), false});
   }
   for (const auto& i : m_descriptor.images) m_roots.emplace(i.digest, "image " + i.ref);
   for (const auto& c : m_descriptor.charts) m_roots.emplace(c.digest, "chart " + c.ref);
   for (const auto& f : m_descriptor.files) m_roots.emplace(f.digest, "file " + f.path);
+}
+
+void BundleReader::read_volume_label() {
+  std::optional<TarEntry> entry = std::move(m_pending);
+  m_pending.reset();
+  if (!entry) entry = m_tar.next();
+  const VolumesRecord& volumes = *m_descriptor.volumes;
+  if (!entry || entry->path != k_volume_path) {
+    throw core::IntegrityError("bundle " + m_display + " is a volume of a split bundle (" +
+                                   std::to_string(volumes.count) + " volumes), but its entry after ferry.json" +
+                                   (m_signature.has_signature ? ".sig" : "") + " is " +
+                                   (entry ? shown(entry->path) : std::string("the end")) + ", not volume.json",
+                               std::string(k_recopy_hint));
+  }
+  check_entry_shape(*entry);
+  std::string text = core::read_all(m_tar.body(), k_max_volume_label_size, "volume.json");
+  const VolumeLabel label = core::with_context("reading volume.json of " + m_display, [&] { return parse_volume_label(text); });
+  const core::Digest bundle = core::sha256_of(m_descriptor_bytes);
+  if (label.bundle != bundle) {
+    throw core::IntegrityError("volume.json of " + m_display + " names bundle " + label.bundle.str() +
+                                   ", but its ferry.json is " + bundle.str(),
+                               std::string(k_recopy_hint));
+  }
+  if (label.count != volumes.count) {
+    throw core::IntegrityError("volume.json of " + m_display + " says " + std::to_string(label.count) +
+                                   " volumes, ferry.json " + std::to_string(volumes.count),
+                               std::string(k_recopy_hint));
+  }
+  m_volume = label;
+  m_head.emplace_back(std::string(k_volume_path), std::move(text));
+}
+
+std::string BundleReader::placed_elsewhere(const std::string& path) const {
+  for (const auto& b : m_descriptor.blobs) {
+    if (path == blob_entry_path(b.digest) && b.volume) return "volume " + std::to_string(*b.volume);
+    for (std::size_t i = 0; i < b.pieces.size(); ++i) {
+      if (path == piece_entry_path(b.digest, i)) return "volume " + std::to_string(b.pieces[i].volume);
+    }
+    if (path == blob_entry_path(b.digest) && !b.pieces.empty()) {
+      return "pieces in volumes " + std::to_string(b.pieces.front().volume) + " to " +
+             std::to_string(b.pieces.back().volume);
+    }
+  }
+  return {};
 }
 
 void BundleReader::learn_children(const StreamEntry& entry, const std::string& bytes) {
@@ -210,8 +256,19 @@ const StreamEntry& BundleReader::claim(const TarEntry& tar_entry) {
   auto it = m_expected.find(tar_entry.path);
   if (it == m_expected.end()) {
     std::string what = "bundle entry " + shown(tar_entry.path) + " is not listed in ferry.json";
-    if (tar_entry.path == k_descriptor_path || tar_entry.path == k_signature_path) {
+    if (tar_entry.path == k_descriptor_path || tar_entry.path == k_signature_path ||
+        (m_volume && tar_entry.path == k_volume_path)) {
       what = "bundle " + m_display + " has a second " + tar_entry.path;
+    } else if (m_volume) {
+      const std::string elsewhere = placed_elsewhere(tar_entry.path);
+      if (!elsewhere.empty()) {
+        throw core::IntegrityError("bundle entry " + shown(tar_entry.path) + " belongs in " + elsewhere +
+                                       " (ferry.json), but volume.json says " + m_display + " is volume " +
+                                       std::to_string(m_volume->volume),
+                                   "volume.json was changed or the volume was put together by hand; copy the volume "
+                                   "again from the original media");
+      }
+      what += " for volume " + std::to_string(m_volume->volume);
     }
     throw core::IntegrityError(what, "do not use this bundle: something was added after it was signed");
   }
@@ -284,7 +341,9 @@ void BundleReader::check_complete() const {
   }
   if (missing.size() > 5) list += "; and " + std::to_string(missing.size() - 5) + " more";
   throw core::IntegrityError("bundle " + m_display + " lacks " + std::to_string(missing.size()) + " entr" +
-                                 (missing.size() == 1 ? "y" : "ies") + " listed in ferry.json: " + list,
+                                 (missing.size() == 1 ? "y" : "ies") + " listed in ferry.json" +
+                                 (m_volume ? " for volume " + std::to_string(m_volume->volume) : std::string()) +
+                                 ": " + list,
                              "the bundle is incomplete or was cut short; copy it again from the original media");
 }
 

@@ -6,6 +6,7 @@
 #include "bundle/descriptor.hpp"
 #include "bundle/signing.hpp"
 #include "bundle/tar_reader.hpp"
+#include "bundle/volumes.hpp"
 #include "core/io.hpp"
 #include "core/log.hpp"
 
@@ -34,12 +35,22 @@ struct SignatureCheck {
   bool has_signature = false;
 };
 
-// One entry of the stream after ferry.json and its signature.
+// Which part of a blob a piece entry is (split bundles, bundle/volumes.hpp).
+struct PieceOf {
+  core::Digest blob;
+  std::uint64_t blob_size = 0;
+  std::size_t index = 0;     // 0 for the first piece
+  std::size_t count = 0;     // pieces of the blob
+  std::uint64_t offset = 0;  // where the piece starts in the blob
+};
+
+// One entry of the stream after ferry.json and its signature (and volume.json).
 struct StreamEntry {
-  std::string path;       // "oci-layout", "index.json" or "blobs/sha256/<hex>"
-  core::Digest digest;
+  std::string path;       // "oci-layout", "index.json", "blobs/sha256/<hex>" or "pieces/sha256/<hex>/<NNN>"
+  core::Digest digest;    // of the entry's bytes (a piece's own digest)
   std::uint64_t size = 0;
-  std::string media_type; // empty for oci-layout and index.json
+  std::string media_type; // empty for oci-layout and index.json; a piece's is its blob's
+  std::optional<PieceOf> piece = std::nullopt; // set for a piece
 };
 
 // Receives the bytes of one entry while they are verified; commit() is called only once
@@ -69,6 +80,9 @@ public:
   // signature against `trusted` (unless `policy` is skip). Throws IntegrityError: not a
   // ferry bundle, unsigned, signed by an untrusted key (naming the signer's key id and
   // the trusted ones), a signature that does not verify, a malformed ferry.json.
+  // A volume of a split bundle (ferry.json has `volumes`) must go on with volume.json,
+  // naming this ferry.json's digest and its volume count (IntegrityError otherwise); the
+  // entries expected are then those ferry.json assigns to that volume.
   const BundleDescriptor& open(const TrustedKeys& trusted, SignaturePolicy policy);
 
   const BundleDescriptor& descriptor() const { return m_descriptor; }
@@ -76,9 +90,13 @@ public:
   // The exact bytes of ferry.json and of ferry.json.sig (empty when unsigned), as read.
   const std::string& descriptor_bytes() const noexcept { return m_descriptor_bytes; }
   const std::string& signature_text() const noexcept { return m_signature_text; }
+  // Split bundles: which volume this stream is (volume.json, checked as open() says);
+  // nullopt for a one-file bundle.
+  const std::optional<VolumeLabel>& volume() const noexcept { return m_volume; }
 
   // Streams the remaining entries, checking each: a regular file, at a path the
-  // descriptor lists, once, with the listed size and digest. `target` may give a sink
+  // descriptor lists (for this volume, in a split bundle), once, with the listed size
+  // and digest. `target` may give a sink
   // per entry (or nullptr to only verify). At the end every listed entry must have
   // been seen. Any failure is an IntegrityError naming the entry, expected and actual,
   // and for blobs the images that use it.
@@ -123,6 +141,10 @@ private:
   std::optional<std::string> verify_body(TarReader& tar, const StreamEntry& entry, core::Sink* sink, bool background_hash,
                           const std::function<void(std::size_t)>& counted) const;
   void check_complete() const;
+  void read_volume_label();
+  // "volume 2" (or "volumes 1 to 3") when ferry.json places `path` in other volumes
+  // than this one; "" when it does not list it at all.
+  std::string placed_elsewhere(const std::string& path) const;
 
   std::string m_display;
   TarReader m_tar;
@@ -130,6 +152,10 @@ private:
   SignatureCheck m_signature;
   std::string m_descriptor_bytes;
   std::string m_signature_text;
+  std::optional<VolumeLabel> m_volume;
+  // The head as read (ferry.json, ferry.json.sig, volume.json: those present), in order:
+  // the parallel reader checks the frames it meets against it.
+  std::vector<std::pair<std::string, std::string>> m_head;
   std::optional<TarEntry> m_pending; // an entry read while looking for the signature
   std::map<std::string, Expected> m_expected;          // by path
   std::map<core::Digest, std::set<core::Digest>> m_parents; // child -> parents

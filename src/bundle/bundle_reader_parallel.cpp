@@ -67,17 +67,18 @@ StreamStats BundleReader::read_entries_parallel(const std::filesystem::path& fil
       end_frame = frame;
       return true;
     }
-    if (tar_entry->path == k_descriptor_path || tar_entry->path == k_signature_path) {
+    const bool head_name = tar_entry->path == k_descriptor_path || tar_entry->path == k_signature_path ||
+                           (m_volume && tar_entry->path == k_volume_path);
+    if (head_name) {
       // Checked by open(); only where they belong, once each.
-      const bool first = index == 0 && tar_entry->path == k_descriptor_path;
-      const bool second = index == 1 && tar_entry->path == k_signature_path && m_signature.has_signature;
-      if (!first && !second) {
+      const auto at = static_cast<std::size_t>(index);
+      if (index < 0 || at >= m_head.size() || m_head[at].first != tar_entry->path) {
         throw core::IntegrityError("bundle " + m_display + " has a second " + tar_entry->path,
                                    "do not use this bundle: something was added after it was signed");
       }
       lock.unlock();
       const std::string bytes = core::read_all(tar.body(), k_max_descriptor_size, tar_entry->path);
-      if (bytes != (first ? m_descriptor_bytes : m_signature_text)) {
+      if (bytes != m_head[at].second) {
         throw core::IntegrityError("bundle " + m_display + " changed while it was read (" + tar_entry->path + ")",
                                    "copy the bundle again and do not modify it during the push");
       }

@@ -4,9 +4,11 @@
 #include "bundle/descriptor.hpp"
 
 #include "core/error.hpp"
+#include "oci/media_types.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <ctime>
 #include <set>
 
@@ -26,6 +28,18 @@ std::uint64_t BundleDescriptor::unshared_bytes() const {
   for (const auto& c : charts) total += c.size;
   for (const auto& f : files) total += f.size;
   return total;
+}
+
+bool BlobRecord::in_volume(std::uint32_t k) const {
+  if (all_volumes) return true;
+  if (volume) return *volume == k;
+  if (!pieces.empty()) {
+    for (const auto& p : pieces) {
+      if (p.volume == k) return true;
+    }
+    return false;
+  }
+  return true; // a one-file bundle: its only volume holds everything
 }
 
 const BlobRecord* BundleDescriptor::find_blob(const core::Digest& digest) const {
@@ -131,8 +145,21 @@ std::string to_json(const BundleDescriptor& d) {
   j["layout"] = std::move(layout);
 
   json blobs = json::array();
-  for (const auto& b : d.blobs) blobs.push_back({{"digest", b.digest.str()}, {"size", b.size}, {"mediaType", b.media_type}});
+  for (const auto& b : d.blobs) {
+    json o = {{"digest", b.digest.str()}, {"size", b.size}, {"mediaType", b.media_type}};
+    if (b.all_volumes) {
+      o["volume"] = "all";
+    } else if (b.volume) {
+      o["volume"] = *b.volume;
+    } else if (!b.pieces.empty()) {
+      json pieces = json::array();
+      for (const auto& p : b.pieces) pieces.push_back({{"volume", p.volume}, {"size", p.size}, {"digest", p.digest.str()}});
+      o["pieces"] = std::move(pieces);
+    }
+    blobs.push_back(std::move(o));
+  }
   j["blobs"] = std::move(blobs);
+  if (d.volumes) j["volumes"] = {{"count", d.volumes->count}, {"limit", d.volumes->limit}};
 
   return j.dump() + "\n";
 }
@@ -214,6 +241,66 @@ private:
 
 bool is_layout_blob_path(const std::string& path) {
   return path == k_layout_marker_path || path == k_index_path;
+}
+
+// Where a blob of a split bundle is (`volume` or `pieces`), checked against the volume
+// count; a one-file bundle has neither.
+void read_placement(const Reader& r, const std::optional<VolumesRecord>& volumes, BlobRecord& rec,
+                    std::vector<bool>& used) {
+  const json& volume = r.field("volume", false);
+  const json& pieces = r.field("pieces", false);
+  if (!volumes) {
+    if (!volume.is_null() || !pieces.is_null()) {
+      r.fail(std::string("has a '") + (volume.is_null() ? "pieces" : "volume") +
+             "' field, but the bundle is not split (no 'volumes')");
+    }
+    return;
+  }
+  const std::uint32_t count = volumes->count;
+  auto check_volume = [&](const Reader& at, const char* key) {
+    const std::uint64_t k = at.size(key);
+    if (k >= count) at.fail_field(key, "is " + std::to_string(k) + ", but the bundle has " + std::to_string(count) + " volumes");
+    used[k] = true;
+    return static_cast<std::uint32_t>(k);
+  };
+  if (volume.is_null() == pieces.is_null()) {
+    r.fail(volume.is_null() ? "has neither 'volume' nor 'pieces' in a split bundle" : "has both 'volume' and 'pieces'");
+  }
+  const bool manifest = oci::media_type::is_manifest(rec.media_type) || oci::media_type::is_index(rec.media_type);
+  if (volume.is_string()) {
+    if (volume.get<std::string>() != "all") r.fail_field("volume", "is neither a volume number nor \"all\"");
+    rec.all_volumes = true;
+    return;
+  }
+  if (manifest) {
+    // Any volume must be able to finish a push: every manifest comes with each.
+    r.fail_field(volume.is_null() ? "pieces" : "volume", "places manifest " + rec.digest.str() +
+                                                             " in some volumes only; manifests are in \"all\"");
+  }
+  if (!volume.is_null()) {
+    rec.volume = check_volume(r, "volume");
+    return;
+  }
+  const json& list = r.array("pieces");
+  if (list.size() < 2) r.fail_field("pieces", "has " + std::to_string(list.size()) + " pieces; a blob in pieces has at least 2");
+  std::uint64_t total = 0;
+  for (std::size_t k = 0; k < list.size(); ++k) {
+    const Reader p(list[k], r.item("pieces", k));
+    PieceRecord piece{check_volume(p, "volume"), p.size("size"), p.digest("digest")};
+    if (piece.size == 0) p.fail_field("size", "is 0");
+    if (k > 0 && piece.volume != rec.pieces.back().volume + 1) {
+      p.fail_field("volume", "is " + std::to_string(piece.volume) + ", but the piece before is in volume " +
+                                 std::to_string(rec.pieces.back().volume) + " (pieces go in consecutive volumes)");
+    }
+    if (piece.size > rec.size - std::min(total, rec.size)) {
+      r.fail_field("pieces", "add up to more than the blob's " + std::to_string(rec.size) + " bytes");
+    }
+    total += piece.size;
+    rec.pieces.push_back(std::move(piece));
+  }
+  if (total != rec.size) {
+    r.fail_field("pieces", "add up to " + std::to_string(total) + " bytes, but the blob is " + std::to_string(rec.size));
+  }
 }
 
 } // namespace
@@ -316,13 +403,34 @@ BundleDescriptor parse_descriptor(std::string_view bytes) {
     if (!layout_paths.count(std::string(required))) top.fail_field("layout", "has no entry for " + std::string(required));
   }
 
+  if (const json& volumes = top.field("volumes", false); !volumes.is_null()) {
+    const Reader r(volumes, "volumes");
+    const std::uint64_t count = r.size("count");
+    if (count == 0 || count > k_max_volumes) {
+      r.fail_field("count", "is " + std::to_string(count) + ", expected 1 to " + std::to_string(k_max_volumes));
+    }
+    const std::uint64_t limit = r.size("limit");
+    if (limit == 0) r.fail_field("limit", "is 0");
+    d.volumes = VolumesRecord{static_cast<std::uint32_t>(count), limit};
+  }
+
   const json& blobs = top.array("blobs");
   std::set<core::Digest> seen;
+  std::vector<bool> used(d.volumes ? d.volumes->count : 0, false);
   for (std::size_t i = 0; i < blobs.size(); ++i) {
     const Reader r(blobs[i], top.item("blobs", i));
     BlobRecord rec{r.digest("digest"), r.size("size"), r.string("mediaType")};
     if (!seen.insert(rec.digest).second) r.fail_field("digest", "lists blob " + rec.digest.str() + " a second time");
+    read_placement(r, d.volumes, rec, used);
     d.blobs.push_back(std::move(rec));
+  }
+  // pack opens a volume only for a blob (or piece) to put in it; with nothing but
+  // what every volume carries, there is one.
+  const bool placed = std::find(used.begin(), used.end(), true) != used.end();
+  for (std::size_t k = 0; k < used.size(); ++k) {
+    if (!used[k] && (placed || k > 0)) {
+      top.fail_field("volumes", "counts volume " + std::to_string(k) + ", which no blob uses");
+    }
   }
   return d;
 }

@@ -18,17 +18,45 @@ inline constexpr std::string_view k_descriptor_path = "ferry.json";
 inline constexpr std::string_view k_signature_path = "ferry.json.sig";
 inline constexpr std::string_view k_layout_marker_path = "oci-layout";
 inline constexpr std::string_view k_index_path = "index.json";
+// Split bundles: the third entry of every volume, after ferry.json.sig (bundle/volumes.hpp).
+inline constexpr std::string_view k_volume_path = "volume.json";
 // ferry.json and its signature are read into memory: these bound what a reader accepts.
 inline constexpr std::size_t k_max_descriptor_size = 64u << 20;
 inline constexpr std::size_t k_max_signature_size = 16u << 10;
+// Volume numbers have three digits (NAME.000.tar.zst … NAME.999.tar.zst).
+inline constexpr std::uint32_t k_max_volumes = 1000;
 // Manifests and configs are parsed in memory; registries refuse larger ones too.
 inline constexpr std::uint64_t k_max_metadata_blob_size = 16u << 20;
+
+// One piece of a blob too large for a volume (split bundles): the tar entry
+// pieces/sha256/<blob hex>/<NNN> of `volume`, NNN counting the blob's pieces from 000.
+struct PieceRecord {
+  std::uint32_t volume = 0;
+  std::uint64_t size = 0;
+  core::Digest digest; // of the piece's bytes
+};
 
 // One entry of the blob table: every blob in the bundle exactly once.
 struct BlobRecord {
   core::Digest digest;
   std::uint64_t size = 0;
   std::string media_type;
+  // Where the blob is in a split bundle (BundleDescriptor::volumes); exactly one of the
+  // three is set there, none in a one-file bundle. (Default member initialisers keep
+  // positional aggregate initialisation warning-free.)
+  std::optional<std::uint32_t> volume = std::nullopt; // the whole blob, in this volume
+  bool all_volumes = false;                            // in every volume (manifests, chart archives)
+  std::vector<PieceRecord> pieces = {};                // in consecutive volumes, in order
+
+  // Whether volume `k` holds the blob or one of its pieces (true for every k in a
+  // one-file bundle).
+  bool in_volume(std::uint32_t k) const;
+};
+
+// A split bundle: NAME.000.tar.zst … NAME.<count-1>.tar.zst, none larger than `limit`.
+struct VolumesRecord {
+  std::uint32_t count = 0;
+  std::uint64_t limit = 0;
 };
 
 // A non-blob entry of the layout (oci-layout, index.json), checked like a blob.
@@ -116,6 +144,8 @@ struct BundleDescriptor {
   std::optional<std::string> base; // differential bundles: what the base is (later)
   std::vector<LayoutEntryRecord> layout;
   std::vector<BlobRecord> blobs; // in stream order
+  // Set for a split bundle only: ferry.json of a one-file bundle has no `volumes`.
+  std::optional<VolumesRecord> volumes;
 
   // Sum of blob sizes: the bytes of content the bundle carries.
   std::uint64_t blob_bytes() const;
@@ -132,7 +162,10 @@ std::string to_json(const BundleDescriptor& descriptor);
 // Parses and checks ferry.json: a formatVersion other than 1 is an IntegrityError
 // saying which version was found and that a newer ferry is needed; missing or mistyped
 // fields, digests that are not sha256, a blob listed twice, paths not allowed in the
-// layout are IntegrityErrors naming the field.
+// layout are IntegrityErrors naming the field. A split bundle's table must be
+// consistent: every blob placed once (a volume below `count`, "all", or pieces whose
+// sizes add up to the blob's, in consecutive volumes), every manifest and index in all
+// volumes; placements in a bundle without `volumes` are refused too.
 BundleDescriptor parse_descriptor(std::string_view bytes);
 
 // RFC 3339 UTC text for a Unix time ("1970-01-01T00:00:00Z").

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   ferry::cli::CommandRun run;
   ferry::cli::add_keygen(app, run);
   ferry::cli::add_pack(app, run);
+  ferry::cli::add_lock(app, run);
   ferry::cli::add_verify(app, run);
   ferry::cli::add_inspect(app, run);
   ferry::cli::add_extract(app, run);

@@ -3,6 +3,7 @@
 #include "cli/render.hpp"
 
 #include "cli/output.hpp"
+#include "unpack.hpp"
 #include "values/rewrite.hpp"
 
 #include <fmt/core.h>
@@ -17,6 +18,33 @@ std::string signature_text(const bundle::SignatureCheck& s) {
   if (s.status == Status::verified) return "verified, " + s.algorithm + " key " + s.key_id + " (" + s.key_display + ")";
   if (!s.has_signature) return "NONE: the bundle is unsigned";
   return "NOT CHECKED, claims " + s.algorithm + " key " + s.key_id;
+}
+
+void print_given_files(Output& out, const GivenFiles& files, const char* verb) {
+  if (!files.split) return;
+  std::string given;
+  for (const auto& f : files.given) given += (given.empty() ? "" : ", ") + fmt::format("{:03}", f.volume);
+  out.result(fmt::format("volumes    {} of {} {} ({}), at most {} each", files.given.size(), files.count, verb, given,
+                         human_bytes(files.limit)));
+  if (files.missing_names.empty()) return;
+  std::string missing;
+  for (const auto& name : files.missing_names) missing += (missing.empty() ? "" : ", ") + name;
+  out.result("not given  " + missing);
+}
+
+json given_files_json(const GivenFiles& files) {
+  if (!files.split) return nullptr;
+  json given = json::array();
+  for (const auto& f : files.given) {
+    json o = {{"volume", f.volume}, {"file", f.path.string()}, {"size", f.size}};
+    if (f.stats.entries > 0) o["verified"] = {{"entries", f.stats.entries}, {"bytes", f.stats.bytes}};
+    given.push_back(std::move(o));
+  }
+  json missing = json::array();
+  for (std::size_t i = 0; i < files.missing.size(); ++i) {
+    missing.push_back({{"volume", files.missing[i]}, {"file", files.missing_names[i]}});
+  }
+  return {{"count", files.count}, {"limit", files.limit}, {"given", given}, {"missing", missing}};
 }
 
 void print_bundle(Output& out, const bundle::BundleDescriptor& d, const bundle::SignatureCheck& signature,

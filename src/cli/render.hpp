@@ -10,6 +10,10 @@
 #include <cstdint>
 #include <vector>
 
+namespace ferry {
+struct GivenFiles; // unpack.hpp
+} // namespace ferry
+
 namespace ferry::values {
 struct Change;
 struct Skipped;
@@ -27,6 +31,14 @@ void print_bundle(Output& out, const bundle::BundleDescriptor& d, const bundle::
 // The same as a JSON object (stable keys, for automation).
 nlohmann::json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck& signature,
                            std::uint64_t bundle_size);
+
+// The files a command read for a bundle: nothing for a one-file bundle; for a split one,
+// a line with the volumes given (each `verb`: "verified", "given") and one naming those not
+// given.
+void print_given_files(Output& out, const GivenFiles& files, const char* verb);
+// {"count", "limit", "given": [{"volume", "file", "size"}], "missing": [{"volume", "file"}]},
+// or null for a one-file bundle.
+nlohmann::json given_files_json(const GivenFiles& files);
 
 // "verified with KEY (sha256:…)", "NOT checked (--insecure-skip-signature)", …
 std::string signature_text(const bundle::SignatureCheck& signature);

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace ferry::core {
 
@@ -64,6 +66,8 @@ public:
   void write(const char* data, std::size_t size) override;
   using Sink::write;
   int fd() const noexcept { return m_fd.get(); }
+  // fsync; throws on failure. The descriptor stays open (and a lock on it held).
+  void sync();
   // fsync, then close; throws on failure.
   void sync_and_close();
 
@@ -79,9 +83,10 @@ private:
 
 enum class Overwrite { no, yes };
 
-// An output file written under a temporary name beside `target` (".NAME.ferry-XXXXXX")
-// and renamed onto it by commit(), after an fsync. Until commit() nothing exists under
-// the final name; destroying an uncommitted AtomicFile removes the temporary file.
+// An output file written under a temporary name beside `target` (".NAME.ferry-PID-XXXXXX",
+// see create_temporary_file) and renamed onto it by commit(), after an fsync. Until
+// commit() nothing exists under the final name; destroying an uncommitted AtomicFile
+// removes the temporary file (a killed process leaves it: remove_leftovers).
 // With Overwrite::no, commit() fails if `target` appeared meanwhile (and the constructor
 // fails at once if it exists).
 class AtomicFile {
@@ -104,8 +109,9 @@ private:
 };
 
 // A directory removed with everything in it on destruction, unless keep() was called.
-// Created with mkdtemp beside `near` (a sibling path) or, if `near` is empty, under
-// $TMPDIR.
+// Created with mkdtemp beside `near` (".NAME.PREFIX-PID-XXXXXX", a sibling of that path)
+// or, if `near` is empty, under $TMPDIR ("PREFIX-PID-XXXXXX"); locked like the files of
+// create_temporary_file for its whole life.
 class TempDir {
 public:
   explicit TempDir(const std::filesystem::path& near = {}, std::string_view prefix = "ferry");
@@ -118,8 +124,48 @@ public:
 
 private:
   std::filesystem::path m_path;
+  UniqueFd m_lock; // the directory itself, flock()ed
   bool m_keep = false;
 };
+
+// Temporaries ferry makes beside its outputs (AtomicFile, TempDir beside a path, blob
+// stores) are named STEM-PID-XXXXXX and locked (flock) by the process that made them for
+// as long as it writes them, so that a later run can tell what a killed process left
+// behind from what a running one is still writing: see remove_leftovers.
+
+// The stem of the temporaries made beside `target` with `prefix` (".NAME.PREFIX"):
+// AtomicFile uses "ferry", TempDir its own prefix.
+std::string temporary_stem(const std::filesystem::path& target, std::string_view prefix);
+
+// A new empty file `dir`/STEM-PID-XXXXXX (mkostemp, mode 0600, close-on-exec), locked by
+// this process through the returned descriptor. Throws Error naming `dir`.
+struct OwnedTempFile {
+  UniqueFd fd;
+  std::filesystem::path path;
+};
+OwnedTempFile create_temporary_file(const std::filesystem::path& dir, std::string_view stem);
+
+// What a killed process left behind.
+struct Leftover {
+  std::filesystem::path path;
+  long pid = 0;            // the process that made it
+  std::uint64_t bytes = 0; // its size (a directory: the files in it)
+};
+
+// Removes every entry of `dir` named STEM-PID-XXXXXX whose maker is gone: no process PID
+// exists (on this machine, in this pid namespace) and nobody holds the entry's lock.
+// Entries of running processes, of this one, symbolic links and anything it cannot open
+// are left alone, as is every other name. Returns what it removed.
+std::vector<Leftover> remove_leftovers(const std::filesystem::path& dir, std::string_view stem);
+
+// The file system holding `dir`: its device (two paths on the same one have the same) and
+// the bytes an unprivileged process may still write there (statvfs f_bavail * f_frsize).
+// Throws Error naming `dir` when it cannot be read.
+struct FileSystemSpace {
+  std::uint64_t device = 0;
+  std::uint64_t available = 0;
+};
+FileSystemSpace file_system_space(const std::filesystem::path& dir);
 
 // Writes `bytes` to `target` atomically (see AtomicFile).
 void write_file_atomic(const std::filesystem::path& target, std::string_view bytes, unsigned mode = 0644);

@@ -6,8 +6,6 @@
 #include "core/fs.hpp"
 
 #include <cerrno>
-#include <cstdlib>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,51 +17,54 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A temporary file in the store's root ("<root>/.blob-XXXXXX"): on the same file system
-// as blobs/sha256/, so rename() moves it in atomically, and outside blobs/sha256/, so a
+constexpr std::string_view k_temp_stem = ".blob";
+
+// A temporary file in the store's root ("<root>/.blob-PID-XXXXXX", locked while this
+// process writes it: core::create_temporary_file): on the same file system as
+// blobs/sha256/, so rename() moves it in atomically, and outside blobs/sha256/, so a
 // listing of that directory never shows a half-written blob. Removed unless adopted.
 class TempBlob {
 public:
   explicit TempBlob(const fs::path& root) {
-    std::string name = (root / ".blob-XXXXXX").string();
-    std::vector<char> buffer(name.begin(), name.end());
-    buffer.push_back('\0');
-    core::UniqueFd fd(::mkostemp(buffer.data(), O_CLOEXEC));
-    if (!fd) {
-      const int err = errno;
-      throw core::Error(core::ExitCode::failure,
-                        "cannot create a temporary file in " + core::display(root) + ": " + core::errno_text(err),
-                        "check that the work directory exists and is writable");
-    }
-    m_path = buffer.data();
+    core::OwnedTempFile temp = [&] {
+      try {
+        return core::create_temporary_file(root, k_temp_stem);
+      } catch (core::Error& e) {
+        e.set_hint("check that the work directory exists and is writable");
+        throw;
+      }
+    }();
+    m_path = std::move(temp.path);
     // mkstemp creates 0600; blobs are ordinary readable files like any other output.
-    if (::fchmod(fd.get(), 0644) != 0) {
+    if (::fchmod(temp.fd.get(), 0644) != 0) {
       const int err = errno;
       ::unlink(m_path.c_str());
       throw core::Error(core::ExitCode::failure,
                         "cannot set the mode of " + core::display(m_path) + ": " + core::errno_text(err));
     }
-    m_sink = std::make_unique<core::FdSink>(std::move(fd), core::display(m_path));
+    m_sink = std::make_unique<core::FdSink>(std::move(temp.fd), core::display(m_path));
   }
   TempBlob(const TempBlob&) = delete;
   TempBlob& operator=(const TempBlob&) = delete;
   ~TempBlob() {
-    m_sink.reset();
     if (!m_adopted) ::unlink(m_path.c_str());
+    m_sink.reset();
   }
 
   core::Sink& sink() { return *m_sink; }
 
   // fsync before the rename: after a crash a name under blobs/sha256/ must never hold
-  // fewer bytes than its digest says, since a later run trusts contains().
+  // fewer bytes than its digest says, since a later run trusts contains(). The
+  // descriptor (and its lock) stays open until the temporary name is gone.
   void move_to(const fs::path& target) {
-    m_sink->sync_and_close();
+    m_sink->sync();
     if (::rename(m_path.c_str(), target.c_str()) != 0) {
       const int err = errno;
       throw core::Error(core::ExitCode::failure, "cannot rename " + core::display(m_path) + " to " +
                                                      core::display(target) + ": " + core::errno_text(err));
     }
     m_adopted = true;
+    m_sink.reset();
   }
 
 private:
@@ -148,6 +149,14 @@ StoredBlob BlobStore::Writer::commit(std::string_view what, const core::Digest& 
 
 std::unique_ptr<BlobStore::Writer> BlobStore::begin(Hashing hashing) {
   return std::unique_ptr<Writer>(new Writer(std::make_unique<Writer::Impl>(*this, hashing)));
+}
+
+std::vector<core::Leftover> BlobStore::remove_leftovers() { return core::remove_leftovers(m_root, k_temp_stem); }
+
+std::optional<std::uint64_t> BlobStore::size_of(const core::Digest& digest) const {
+  struct stat st {};
+  if (::stat(path(digest).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return static_cast<std::uint64_t>(st.st_size);
 }
 
 bool BlobStore::contains(const core::Digest& digest) const {

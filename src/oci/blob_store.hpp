@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/digest.hpp"
+#include "core/fs.hpp"
 #include "core/io.hpp"
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace ferry::oci {
 
@@ -55,7 +57,15 @@ public:
   std::unique_ptr<Writer> begin(Hashing hashing = Hashing::here);
 
   bool contains(const core::Digest& digest) const;
+  // The size of the stored blob, nullopt when the store lacks it.
+  std::optional<std::uint64_t> size_of(const core::Digest& digest) const;
   std::filesystem::path path(const core::Digest& digest) const;
+
+  // Removes the temporary files (".blob-PID-XXXXXX" in the root) of processes killed
+  // while writing a blob; those of running ones stay (core::remove_leftovers). A store
+  // that several processes share (pack's cache) is safe: every blob lands under its
+  // name by rename(), and the same name always means the same bytes.
+  std::vector<core::Leftover> remove_leftovers();
   const std::filesystem::path& root() const noexcept { return m_root; }
 
 private:

@@ -27,6 +27,7 @@ using CommandRun = std::function<void(Output&)>;
 
 void add_keygen(CLI::App& app, CommandRun& run);
 void add_pack(CLI::App& app, CommandRun& run);
+void add_lock(CLI::App& app, CommandRun& run);
 void add_verify(CLI::App& app, CommandRun& run);
 void add_inspect(CLI::App& app, CommandRun& run);
 void add_extract(CLI::App& app, CommandRun& run);

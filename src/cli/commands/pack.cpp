@@ -1,7 +1,9 @@
 // ferry pack: bundle manifest -> signed bundle.
 // SPDX-License-Identifier: Apache-2.0
 #include "pack.hpp"
+#include "pack_cache.hpp"
 
+#include "bundle/volumes.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/commands/registry_flags.hpp"
 #include "cli/output.hpp"
@@ -150,6 +152,12 @@ void add_pack(CLI::App& app, CommandRun& run) {
     std::vector<std::string> platforms;
     bool dry_run = false;
     std::string helm;
+    std::string cache;
+    bool no_cache = false;
+    std::string split;
+    bool locked = false;
+    std::string lock_file;
+    bool no_lock = false;
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("pack", "Build a signed bundle from a bundle manifest");
@@ -173,7 +181,27 @@ void add_pack(CLI::App& app, CommandRun& run) {
   cmd->add_option("--helm", flags->helm,
                   "helm used to render charts with `images: auto` (default: helm from $PATH; without it, images are "
                   "discovered from annotations and values only, with a warning)");
-  cmd->footer("Timestamps come from SOURCE_DATE_EPOCH (default 0): the same inputs give the same bundle bytes.");
+  auto* cache = cmd->add_option(
+      "--cache", flags->cache,
+      "Content cache of registry blobs: each blob is kept there once verified and not downloaded again by later packs "
+      "(default: $XDG_CACHE_HOME/ferry or ~/.cache/ferry; it only grows: delete it to clear it)");
+  cmd->add_flag("--no-cache", flags->no_cache,
+                "Use no cache: registry blobs go to a temporary directory beside the output and are removed once written")
+      ->excludes(cache);
+  cmd->add_option("--split", flags->split,
+                  "Write volumes NAME.000.tar.zst, NAME.001.tar.zst, ... of at most SIZE bytes each (K/M/G/T suffixes, "
+                  "powers of 1024) or a preset: fat32, dvd, dvd-dl, bd, bd-dl; each volume verifies and pushes alone "
+                  "(docs/volumes.md)");
+  auto* locked = cmd->add_flag("--locked", flags->locked,
+                               "Pack exactly what the lock file records (charts and dependencies at its versions); fail, "
+                               "naming each, when an image, chart archive or file differs from it (a tag moved upstream)");
+  cmd->add_option("--lock-file", flags->lock_file,
+                  "The lock file to write (or, with --locked, to read); default MANIFEST.lock.json beside the manifest "
+                  "(NAME.lock.json for NAME.yaml)");
+  cmd->add_flag("--no-lock", flags->no_lock, "Write no lock file")->excludes(locked);
+  cmd->footer("Timestamps come from SOURCE_DATE_EPOCH (default 0): the same inputs give the same bundle bytes.\n"
+              "pack writes the lock file (every tag's digest, every chart's version and digest, every file's digest);\n"
+              "`ferry pack --locked` packs exactly that again, to the byte.");
   cmd->callback([flags, &run] {
     run = [flags](Output& out) {
       if (!flags->dry_run && (flags->output.empty() || flags->key.empty())) {
@@ -194,7 +222,17 @@ void add_pack(CLI::App& app, CommandRun& run) {
                           .pull = {},
                           .platforms = {},
                           .dry_run = flags->dry_run,
-                          .helm = flags->helm};
+                          .helm = flags->helm,
+                          .cache = flags->no_cache        ? std::filesystem::path()
+                                   : flags->cache.empty() ? default_cache_dir()
+                                                          : std::filesystem::path(flags->cache)};
+      if (options.cache.empty() && !flags->no_cache && !flags->dry_run) {
+        out.warning("packing without a cache: neither $XDG_CACHE_HOME nor $HOME names a directory (give --cache DIR)");
+      }
+      if (!flags->split.empty()) options.split = bundle::parse_split_size(flags->split);
+      options.locked = flags->locked;
+      options.lock_file = flags->lock_file;
+      options.write_lock = !flags->no_lock;
       options.pull.client = client_options(flags->registry);
       options.pull.jobs = flags->registry.jobs;
       for (const auto& m : flags->mirrors) options.pull.mirrors.push_back(Mirror::parse(m));
@@ -212,18 +250,55 @@ void add_pack(CLI::App& app, CommandRun& run) {
                                        r.bundle_size);
         j["bundle"] = r.bundle_path.string();
         j["checksumFile"] = r.checksum_path.string();
-        j["sha256"] = std::string(r.bundle_digest->hex());
+        j["lockFile"] = r.lock_path.empty() ? nlohmann::json() : nlohmann::json(r.lock_path.string());
+        j["locked"] = flags->locked;
+        if (r.volumes.empty()) {
+          j["sha256"] = std::string(r.bundle_digest->hex());
+        } else {
+          nlohmann::json volumes = nlohmann::json::array();
+          for (const auto& v : r.volumes) {
+            volumes.push_back({{"file", v.path.string()}, {"size", v.size}, {"sha256", std::string(v.digest.hex())}});
+          }
+          j["volumes"] = {{"limit", *options.split}, {"files", volumes}, {"piecedBlobs", r.pieced_blobs}};
+        }
         // How `images: auto` found each image (ferry.json `foundBy`), in the same order.
         for (std::size_t i = 0; i < d.images.size() && i < j["images"].size(); ++i) {
           if (!d.images[i].found_by.empty()) j["images"][i]["foundBy"] = found_by_json(d.images[i].found_by);
         }
         if (!r.discovery.empty()) j["discovery"] = discovery_json(r.discovery);
+        j["registryBlobs"] = {{"downloaded", r.registry_blobs.fetched_blobs},
+                              {"downloadedBytes", r.registry_blobs.fetched_bytes},
+                              {"fromCache", r.registry_blobs.reused_blobs},
+                              {"fromCacheBytes", r.registry_blobs.reused_bytes},
+                              {"cache", r.cache.empty() ? nlohmann::json() : nlohmann::json(r.cache.string())}};
+        nlohmann::json removed = nlohmann::json::array();
+        for (const auto& l : r.removed_leftovers) removed.push_back(l.path.string());
+        j["removedLeftovers"] = removed;
         print_json(out, j);
         return;
       }
-      out.result(fmt::format("wrote {} ({}, sha256 {})", r.bundle_path.string(), human_bytes(r.bundle_size),
-                             r.bundle_digest->hex()));
+      if (r.volumes.empty()) {
+        out.result(fmt::format("wrote {} ({}, sha256 {})", r.bundle_path.string(), human_bytes(r.bundle_size),
+                               r.bundle_digest->hex()));
+      } else {
+        out.result(fmt::format("wrote {} volumes of at most {} ({} in all; {} blob{} in pieces)", r.volumes.size(),
+                               human_bytes(*options.split), human_bytes(r.bundle_size), r.pieced_blobs,
+                               r.pieced_blobs == 1 ? "" : "s"));
+        for (const auto& v : r.volumes) {
+          out.result(fmt::format("  {} ({}, sha256 {})", v.path.string(), human_bytes(v.size), v.digest.hex()));
+        }
+      }
       out.result(fmt::format("wrote {}", r.checksum_path.string()));
+      if (!r.lock_path.empty()) out.result(fmt::format("wrote {}", r.lock_path.string()));
+      if (flags->locked) out.result("packed as locked: every image, chart and file as the lock file records");
+      const PullStats& pulled = r.registry_blobs;
+      if (pulled.fetched_blobs + pulled.reused_blobs > 0) {
+        out.result(fmt::format("registry blobs: {} downloaded ({}){}", pulled.fetched_blobs,
+                               human_bytes(pulled.fetched_bytes),
+                               r.cache.empty() ? std::string(", no cache")
+                                               : fmt::format(", {} from the cache {} ({})", pulled.reused_blobs,
+                                                             r.cache.string(), human_bytes(pulled.reused_bytes))));
+      }
       out.result(fmt::format("{} images, {} charts, {} files; {} blobs, {} of content{}; signed by {} key {}",
                              d.images.size(), d.charts.size(), d.files.size(), d.blobs.size(), human_bytes(d.blob_bytes()),
                              d.unshared_bytes() > d.blob_bytes()

@@ -15,24 +15,34 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace ferry::cli {
 
 namespace {
 
+std::string joined(const std::vector<std::string>& files) {
+  std::string out;
+  for (const auto& f : files) out += (out.empty() ? "" : ", ") + f;
+  return out;
+}
+
 struct PushFlags : TrustFlags {
-  std::string bundle;
+  std::vector<std::string> bundles;
   std::string registry;
   bool dry_run = false;
+  bool partial = false; // push only
   std::string state_dir;
   RegistryFlags connection;
 };
 
 // The flags push and unpack share; --dry-run is each command's own.
 void add_target_flags(CLI::App& cmd, PushFlags& flags) {
-  cmd.add_option("bundle", flags.bundle, "Bundle file (.tar.zst)")->required();
+  cmd.add_option("bundle", flags.bundles, "Bundle file (.tar.zst), or volumes of a split bundle (any order)")->required();
   cmd.add_option("--registry", flags.registry, "Target: HOST[:PORT][/PREFIX]")->required();
   add_trust_flags(cmd, flags, "Trusted public key; repeat for several (any of them may have signed)");
+  cmd.get_option("--pubkey")->allow_extra_args(false); // one key per flag: the files follow
   add_registry_flags(cmd, flags.connection, "the target registry");
   cmd.add_option("--state-dir", flags.state_dir,
                  "Where the push journal (and unpack's upgrade state) is kept (default $XDG_STATE_HOME/ferry or "
@@ -52,6 +62,11 @@ nlohmann::json push_json(const PushResult& r) {
   for (const auto& a : r.artifacts) {
     artifacts.push_back({{"kind", a.kind}, {"source", a.source}, {"target", a.target}, {"digest", a.digest.str()}});
   }
+  nlohmann::json waiting = nlohmann::json::array();
+  for (const auto& w : r.waiting) {
+    waiting.push_back({{"kind", w.kind}, {"source", w.source}, {"target", w.target}, {"volumes", w.volumes},
+                       {"volumeFiles", w.volume_names}});
+  }
   return {{"dryRun", r.dry_run},
           {"signature", {{"keyId", r.signature.key_id},
                          {"verified", r.signature.status == bundle::SignatureCheck::Status::verified}}},
@@ -62,7 +77,10 @@ nlohmann::json push_json(const PushResult& r) {
           {"journal", r.journal.string()},
           {"readWholeBundle", r.read_whole_bundle},
           {"journalEntriesBefore", r.journal_entries},
-          {"artifacts", artifacts}};
+          {"artifacts", artifacts},
+          {"waiting", waiting},
+          {"volumes", given_files_json(r.files)},
+          {"staging", {{"dir", r.staging.string()}, {"stagedBytes", r.staged_bytes}, {"joinedBlobs", r.joined_blobs}}}};
 }
 
 void print_push(const PushResult& r, const std::string& bundle, const std::string& target, Output& out) {
@@ -73,27 +91,41 @@ void print_push(const PushResult& r, const std::string& bundle, const std::strin
                          human_bytes(r.bytes_uploaded), r.blobs_present, human_bytes(r.bytes_present), r.blobs_mounted));
   out.result(fmt::format("manifests  {} {}, {} already there", verb, r.manifests_pushed, r.manifests_present));
   for (const auto& a : r.artifacts) out.result(fmt::format("  {:<6} {}", a.kind, a.target));
+  print_given_files(out, r.files, "read");
+  if (r.joined_blobs > 0) {
+    out.result(fmt::format("pieces     {} blob{} larger than a volume pushed from staged pieces", r.joined_blobs,
+                           r.joined_blobs == 1 ? "" : "s"));
+  }
+  if (r.waiting.empty()) return;
+  out.result(fmt::format("waiting    {} (--partial): their blobs come with volumes not given yet", r.waiting.size()));
+  for (const auto& w : r.waiting) {
+    std::string volumes;
+    for (const auto& v : w.volume_names) volumes += (volumes.empty() ? "" : ", ") + v;
+    out.result(fmt::format("  {:<6} {}  needs {}", w.kind, w.target, volumes));
+  }
 }
 
 void run_push(const PushFlags& flags, Output& out) {
   PushOptions options;
-  options.bundle = flags.bundle;
+  options.bundles = {flags.bundles.begin(), flags.bundles.end()};
   options.target = PushTarget::parse(flags.registry);
   options.trust = trust_options(flags);
   options.client = push_client_options(flags.connection);
   options.dry_run = flags.dry_run;
   options.state_dir = flags.state_dir;
   options.jobs = flags.connection.jobs;
+  options.partial = flags.partial;
   const PushResult r = push_bundle(options, out, out);
   out.finish_progress();
   if (out.json()) {
     nlohmann::json doc = push_json(r);
-    doc["bundle"] = flags.bundle;
+    doc["bundle"] = flags.bundles.front();
+    doc["bundleFiles"] = flags.bundles;
     doc["registry"] = options.target.str();
     print_json(out, doc);
     return;
   }
-  print_push(r, flags.bundle, options.target.str(), out);
+  print_push(r, joined(flags.bundles), options.target.str(), out);
 }
 
 struct UnpackFlags : PushFlags {
@@ -105,7 +137,7 @@ struct UnpackFlags : PushFlags {
 
 void run_unpack(const UnpackFlags& flags, Output& out) {
   UnpackOptions options;
-  options.bundle = flags.bundle;
+  options.bundles = {flags.bundles.begin(), flags.bundles.end()};
   options.registry = flags.registry;
   options.trust = trust_options(flags);
   options.client = push_client_options(flags.connection);
@@ -118,7 +150,8 @@ void run_unpack(const UnpackFlags& flags, Output& out) {
   const UnpackResult r = unpack_bundle(options, out, out);
   out.finish_progress();
   if (out.json()) {
-    nlohmann::json doc = {{"bundle", flags.bundle},
+    nlohmann::json doc = {{"bundle", flags.bundles.front()},
+                          {"bundleFiles", flags.bundles},
                           {"bundleId", r.bundle_id},
                           {"registry", r.registry},
                           {"plan", options.plan},
@@ -130,9 +163,9 @@ void run_unpack(const UnpackFlags& flags, Output& out) {
     return;
   }
   if (r.push) {
-    print_push(*r.push, flags.bundle, r.registry, out);
+    print_push(*r.push, joined(flags.bundles), r.registry, out);
   } else {
-    out.result(fmt::format("{}: bundle {}, push skipped{}", flags.bundle, r.bundle_name,
+    out.result(fmt::format("{}: bundle {}, push skipped{}", joined(flags.bundles), r.bundle_name,
                            r.verify ? "; verified, signature " + signature_text(r.verify->signature) : std::string()));
   }
   print_stages(r, options, out);
@@ -145,8 +178,12 @@ void add_push(CLI::App& app, CommandRun& run) {
   auto* cmd = app.add_subcommand("push", "Verify a bundle and push its images and charts to a registry");
   add_target_flags(*cmd, *flags);
   cmd->add_flag("--dry-run", flags->dry_run, "Verify the bundle and show what would be pushed; push nothing");
+  cmd->add_flag("--partial", flags->partial,
+                "Volumes of a split bundle: push what the given volumes complete and list the images still waiting for "
+                "other volumes, instead of failing (push the rest later, volume by volume)");
   cmd->footer("Images go to HOST/PREFIX/<source path without host> by digest and tag; charts to HOST/PREFIX/charts/NAME.\n"
-              "Interrupted? Run the same command again: what the registry already has is skipped.");
+              "Interrupted? Run the same command again: what the registry already has is skipped.\n"
+              "Split bundles: give the volumes in any order, all at once or a few at a time (with --partial).");
   cmd->callback([flags, &run] { run = [flags](Output& out) { run_push(*flags, out); }; });
 }
 

@@ -210,7 +210,7 @@ struct CommandFlags : TrustFlags {
 
 void run(const CommandFlags& flags, Output& out) {
   UnpackOptions options;
-  options.bundle = flags.bundle;
+  options.bundles = {flags.bundle}; // any volume of a split bundle will do: each carries the charts
   options.registry = flags.registry;
   options.trust = trust_options(flags);
   RegistryFlags credentials;
@@ -244,7 +244,7 @@ void add_upgrade(CLI::App& app, CommandRun& run_command) {
   auto flags = std::make_shared<CommandFlags>();
   auto* cmd = app.add_subcommand("upgrade", "Upgrade the bundle's releases with helm, their images pointed at the "
                                             "internal registry (after ferry push)");
-  cmd->add_option("bundle", flags->bundle, "Bundle file (.tar.zst)")->required();
+  cmd->add_option("bundle", flags->bundle, "Bundle file (.tar.zst), or any one volume of a split bundle")->required();
   cmd->add_option("--registry", flags->registry, "Internal registry the images were pushed to: HOST[:PORT][/PREFIX]")
       ->required();
   add_trust_flags(*cmd, *flags, "Trusted public key; repeat for several (any of them may have signed)");

@@ -34,14 +34,21 @@ RunResult run_ferry(const std::vector<std::string>& args, const RunOptions& opti
   if (!bin) throw std::runtime_error("FERRY_BIN is not set (run the tests with `meson test`)");
   std::vector<std::string> argv{bin};
   argv.insert(argv.end(), args.begin(), args.end());
-  // Keep push journals out of the real home directory: one state directory for this
-  // test program unless the test chose one.
-  RunOptions with_state = options;
-  if (!with_state.env.count("XDG_STATE_HOME")) {
-    static const fs::path state = fs::temp_directory_path() / ("ferry-itest-state-" + std::to_string(::getpid()));
-    with_state.env["XDG_STATE_HOME"] = state.string();
-  }
-  return run(argv, with_state);
+  // Keep push journals and pack's content cache out of the real home directory: one
+  // state and one cache directory for this test program (removed when it ends) unless
+  // the test chose its own.
+  struct ProgramDirs {
+    fs::path root = fs::temp_directory_path() / ("ferry-itest-" + std::to_string(::getpid()));
+    ~ProgramDirs() {
+      std::error_code ignored;
+      fs::remove_all(root, ignored);
+    }
+  };
+  static const ProgramDirs dirs;
+  RunOptions with_dirs = options;
+  if (!with_dirs.env.count("XDG_STATE_HOME")) with_dirs.env["XDG_STATE_HOME"] = (dirs.root / "state").string();
+  if (!with_dirs.env.count("XDG_CACHE_HOME")) with_dirs.env["XDG_CACHE_HOME"] = (dirs.root / "cache").string();
+  return run(argv, with_dirs);
 }
 
 std::string must(const std::vector<std::string>& argv, const RunOptions& options) {

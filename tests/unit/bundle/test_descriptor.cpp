@@ -133,6 +133,120 @@ TEST_CASE("parse_descriptor names the field that is wrong") {
   SUBCASE("not JSON") { CHECK(message_of([&] { bundle::parse_descriptor("{"); }).find("not valid JSON") != std::string::npos); }
 }
 
+namespace {
+
+// sample() as a split bundle of 3 volumes: the manifest in all, the layer in pieces in
+// volumes 1 and 2, a config whole in volume 0.
+bundle::BundleDescriptor split_sample() {
+  bundle::BundleDescriptor d = sample();
+  d.volumes = bundle::VolumesRecord{3, 1000};
+  d.blobs[0].all_volumes = true;
+  d.blobs[1].pieces = {{1, 20, core::sha256_of("p0")}, {2, 9, core::sha256_of("p1")}};
+  d.blobs.push_back({core::sha256_of("config"), 6, "application/vnd.oci.image.config.v1+json"});
+  d.blobs.back().volume = 0;
+  return d;
+}
+
+std::string split_error(const std::function<void(nlohmann::json&)>& change) {
+  auto j = as_json(split_sample());
+  change(j);
+  return message_of([&] { bundle::parse_descriptor(j.dump()); });
+}
+
+} // namespace
+
+TEST_CASE("to_json writes volumes and placements only for a split bundle") {
+  const auto single = as_json(sample());
+  CHECK_FALSE(single.contains("volumes"));
+  CHECK_FALSE(single["blobs"][1].contains("volume"));
+  CHECK_FALSE(single["blobs"][1].contains("pieces"));
+  const auto split = as_json(split_sample());
+  CHECK(split["volumes"] == nlohmann::json{{"count", 3}, {"limit", 1000}});
+  CHECK(split["blobs"][0]["volume"] == "all");
+  CHECK(split["blobs"][1]["pieces"][1] ==
+        nlohmann::json{{"volume", 2}, {"size", 9}, {"digest", core::sha256_of("p1").str()}});
+  CHECK(split["blobs"][2]["volume"] == 0);
+}
+
+TEST_CASE("parse_descriptor round-trips a split bundle's placements") {
+  const std::string text = bundle::to_json(split_sample());
+  const bundle::BundleDescriptor back = bundle::parse_descriptor(text);
+  REQUIRE(back.volumes);
+  CHECK(back.volumes->count == 3);
+  CHECK(back.volumes->limit == 1000);
+  CHECK(back.blobs[0].all_volumes);
+  REQUIRE(back.blobs[1].pieces.size() == 2);
+  CHECK(back.blobs[1].pieces[0].volume == 1);
+  CHECK(back.blobs[1].pieces[0].digest == core::sha256_of("p0"));
+  CHECK(back.blobs[2].volume == 0u);
+  CHECK(bundle::to_json(back) == text);
+  CHECK(back.blobs[1].in_volume(2));
+  CHECK_FALSE(back.blobs[1].in_volume(0));
+  CHECK(back.blobs[0].in_volume(1));
+  // A one-file bundle: its only volume holds everything.
+  CHECK(bundle::parse_descriptor(bundle::to_json(sample())).blobs[1].in_volume(0));
+}
+
+TEST_CASE("parse_descriptor refuses an inconsistent volume table, naming the field") {
+  SUBCASE("a volume number at or above the count") {
+    const std::string m = split_error([](nlohmann::json& j) { j["blobs"][2]["volume"] = 3; });
+    CHECK(m.find("blobs[2].volume is 3, but the bundle has 3 volumes") != std::string::npos);
+  }
+  SUBCASE("a piece in a volume at or above the count") {
+    const std::string m = split_error([](nlohmann::json& j) { j["blobs"][1]["pieces"][1]["volume"] = 7; });
+    CHECK(m.find("pieces[1].volume is 7") != std::string::npos);
+  }
+  SUBCASE("pieces whose sizes do not add up") {
+    const std::string m = split_error([](nlohmann::json& j) { j["blobs"][1]["pieces"][1]["size"] = 8; });
+    CHECK(m.find("add up to 28 bytes, but the blob is 29") != std::string::npos);
+  }
+  SUBCASE("pieces larger than the blob") {
+    const std::string m = split_error([](nlohmann::json& j) { j["blobs"][1]["pieces"][0]["size"] = 25; });
+    CHECK(m.find("add up to more than the blob's 29 bytes") != std::string::npos);
+  }
+  SUBCASE("pieces in volumes that do not follow each other") {
+    const std::string m = split_error([](nlohmann::json& j) {
+      j["blobs"][1]["pieces"][0]["volume"] = 0;
+    });
+    CHECK(m.find("consecutive volumes") != std::string::npos);
+  }
+  SUBCASE("a single piece") {
+    const std::string m = split_error([](nlohmann::json& j) {
+      j["blobs"][1]["pieces"].erase(1);
+      j["blobs"][1]["pieces"][0]["size"] = 29;
+    });
+    CHECK(m.find("at least 2") != std::string::npos);
+  }
+  SUBCASE("a manifest not in all volumes") {
+    const std::string m = split_error([](nlohmann::json& j) { j["blobs"][0]["volume"] = 1; });
+    CHECK(m.find("places manifest " + core::sha256_of("m").str() + " in some volumes only") != std::string::npos);
+  }
+  SUBCASE("a blob placed nowhere") {
+    const std::string m = split_error([](nlohmann::json& j) { j["blobs"][2].erase("volume"); });
+    CHECK(m.find("blobs[2] has neither 'volume' nor 'pieces'") != std::string::npos);
+  }
+  SUBCASE("a blob placed twice") {
+    const std::string m = split_error([](nlohmann::json& j) { j["blobs"][2]["pieces"] = j["blobs"][1]["pieces"]; });
+    CHECK(m.find("blobs[2] has both") != std::string::npos);
+  }
+  SUBCASE("a volume no blob uses") {
+    const std::string m = split_error([](nlohmann::json& j) { j["volumes"]["count"] = 4; });
+    CHECK(m.find("counts volume 3, which no blob uses") != std::string::npos);
+  }
+  SUBCASE("a volume word other than all") {
+    const std::string m = split_error([](nlohmann::json& j) { j["blobs"][0]["volume"] = "some"; });
+    CHECK(m.find("blobs[0].volume is neither") != std::string::npos);
+  }
+  SUBCASE("placements in a bundle that is not split") {
+    const std::string m = split_error([](nlohmann::json& j) { j.erase("volumes"); });
+    CHECK(m.find("the bundle is not split") != std::string::npos);
+  }
+  SUBCASE("no volumes at all") {
+    const std::string m = split_error([](nlohmann::json& j) { j["volumes"]["count"] = 0; });
+    CHECK(m.find("volumes.count is 0") != std::string::npos);
+  }
+}
+
 TEST_CASE("BundleDescriptor sums what sharing saved") {
   const bundle::BundleDescriptor d = sample();
   CHECK(d.blob_bytes() == 30);
