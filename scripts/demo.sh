@@ -93,7 +93,7 @@ step "ferry keygen"
 
 step "ferry pack"
 SOURCE_DATE_EPOCH=1700000000 "$ferry" pack -f "$work/example.yaml" -o "$work/example-1.0.0.tar.zst" \
-  --key "$work/release.key" --plain-http
+  --key "$work/release.key" --plain-http --cache "$work/cache"
 
 step "checking the media with coreutils: sha256sum -c"
 (cd "$work" && sha256sum -c example-1.0.0.sha256)
@@ -170,9 +170,15 @@ step "ferry pack --dry-run of datachain.yaml: chart versions and images found in
 step "ferry pack of aistor.yaml and datachain.yaml"
 for m in aistor datachain; do
   SOURCE_DATE_EPOCH=1700000000 "$ferry" pack -f "$work/manifests/$m.yaml" -o "$work/$m.tar.zst" \
-    --key "$work/release.key" "${mirrors[@]}"
+    --key "$work/release.key" --cache "$work/cache" "${mirrors[@]}"
 done
 (cd "$work" && sha256sum -c aistor.sha256 datachain.sha256)
+
+step "ferry pack --locked: the lock file pack wrote gives the same bundle, byte for byte"
+SOURCE_DATE_EPOCH=1700000000 "$ferry" pack -f "$work/manifests/aistor.yaml" -o "$work/aistor-again.tar.zst" \
+  --key "$work/release.key" --cache "$work/cache" --locked "${mirrors[@]}" -q
+sha256sum "$work/aistor.tar.zst" "$work/aistor-again.tar.zst"
+cmp "$work/aistor.tar.zst" "$work/aistor-again.tar.zst" && echo "identical"
 
 step "ferry unpack aistor: verify, push, values, check (helm template); the licence is a site value"
 printf 'LICENCE-FOR-THE-DEMO' > "$work/licence.txt" && chmod 600 "$work/licence.txt"
