@@ -9,7 +9,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <thread>
 #include <memory>
 
 namespace fs = std::filesystem;
@@ -333,6 +336,86 @@ TEST_CASE("pushing the volumes in reverse order, one at a time with --partial, c
     if (e.is_regular_file() && e.path().parent_path().filename().string().rfind("pieces-", 0) == 0) ++staged;
   }
   CHECK(staged == 0);
+}
+
+TEST_CASE("a volume push killed with SIGKILL at any point is completed by pushing that volume again") {
+  require_tools(k_tools);
+  const Fixture& f = fixture();
+  // The volumes holding pieces of the large layer.
+  std::vector<std::size_t> piece_volumes;
+  const json descriptor = json::parse(descriptor_of(f.volumes.front()));
+  for (const auto& blob : descriptor["blobs"]) {
+    if (!blob.contains("pieces")) continue;
+    for (const auto& piece : blob["pieces"]) piece_volumes.push_back(piece["volume"].get<std::size_t>());
+  }
+  REQUIRE(piece_volumes.size() >= 2);
+  const std::size_t last = f.volumes.size() - 1;
+
+  // Counts the blobs the registry has stored (each has a `data` file).
+  const auto stored_blobs = [](const RegistryServer& server) {
+    std::size_t count = 0;
+    std::error_code ec;
+    const fs::path blobs = server.dir() / "storage/docker/registry/v2/blobs/sha256";
+    for (fs::recursive_directory_iterator it(blobs, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename() == "data") ++count;
+    }
+    return count;
+  };
+  struct KillPoint {
+    std::string name;
+    std::size_t volume; // the volume whose push is killed
+    std::function<bool(const RegistryServer&, const fs::path& state, std::chrono::steady_clock::duration)> reached;
+  };
+  using namespace std::chrono_literals;
+  const std::vector<KillPoint> points = {
+      {"30 ms into the first volume", 0, [](const RegistryServer&, const fs::path&, auto t) { return t >= 30ms; }},
+      {"once a piece of the large layer is staged", piece_volumes.front(),
+       [](const RegistryServer&, const fs::path& state, auto) {
+         std::error_code ec;
+         for (fs::recursive_directory_iterator it(state, ec), end; !ec && it != end; it.increment(ec)) {
+           if (it->is_regular_file() && it->path().parent_path().filename().string().rfind("pieces-", 0) == 0) return true;
+         }
+         return false;
+       }},
+      {"when the last volume's first blob is stored", last,
+       [&, before = std::size_t{0}](const RegistryServer& s, const fs::path&, auto) mutable {
+         if (before == 0) before = stored_blobs(s) + 1;
+         return stored_blobs(s) >= before;
+       }},
+  };
+  int interrupted = 0;
+  for (const auto& point : points) {
+    CAPTURE(point.name);
+    RegistryServer target;
+    const TestDir scratch;
+    const fs::path state = scratch / "state";
+    for (std::size_t n = 0; n < f.volumes.size(); ++n) {
+      if (n == point.volume) {
+        const char* bin = std::getenv("FERRY_BIN");
+        REQUIRE_MESSAGE(bin, "FERRY_BIN is not set (run the tests with `meson test`)");
+        std::vector<std::string> argv = {bin, "push", f.volumes[n].string(), "--registry",
+                                         target.host() + "/" + k_prefix, "--pubkey", f.pub.string(), "--plain-http",
+                                         "--state-dir", state.string(), "--partial"};
+        Background killed(argv);
+        const auto began = std::chrono::steady_clock::now();
+        while (killed.running() && !point.reached(target, state, std::chrono::steady_clock::now() - began) &&
+               std::chrono::steady_clock::now() - began < 60s) {
+          std::this_thread::sleep_for(200us);
+        }
+        killed.kill_now();
+        const RunResult r = killed.wait();
+        MESSAGE(point.name << ": exit " << r.exit_code);
+        if (r.exit_code == 128 + 9) ++interrupted; // SIGKILL
+      }
+      // The volume pushed (again, after a kill): it completes what that volume brings.
+      const RunResult r = push(f, {f.volumes[n]}, target, state, {"--partial"});
+      INFO(r.err);
+      REQUIRE(r.exit_code == 0);
+    }
+    check_complete(f, target, scratch.path());
+  }
+  // A fast machine may finish a push before its kill point; most must be interrupted.
+  CHECK(interrupted >= 2);
 }
 
 TEST_CASE("pushing all volumes in one command completes every image") {
