@@ -166,6 +166,23 @@ oci::ResolvedImage ImagePuller::resolve(const oci::Reference& ref, const oci::Pl
   return resolved;
 }
 
+void ImagePuller::skip(const std::set<core::Digest>& digests) {
+  for (const auto& digest : digests) {
+    if (const auto it = m_queue.find(digest); it != m_queue.end()) {
+      --m_stats.fetched_blobs;
+      m_stats.fetched_bytes -= it->second.descriptor.size;
+      m_queue.erase(it);
+    } else if (m_reused.count(digest) && !m_verified.count(digest)) {
+      // Located in the store, never read: it will not be read now either.
+      if (const auto size = m_store.size_of(digest)) {
+        --m_stats.reused_blobs;
+        m_stats.reused_bytes -= *size;
+      }
+      m_reused.erase(digest);
+    }
+  }
+}
+
 std::uint64_t ImagePuller::queued_bytes() const {
   std::uint64_t total = 0;
   for (const auto& [digest, pending] : m_queue) total += pending.descriptor.size;

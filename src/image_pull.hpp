@@ -70,6 +70,11 @@ public:
   // them). A stored file of the wrong size is removed (with a warning) and downloaded again.
   oci::ResolvedImage resolve(const oci::Reference& ref, const oci::PlatformFilter& filter);
 
+  // Forgets the queued downloads of `digests` (a differential pack leaves those blobs
+  // out of the bundle); they no longer count as fetched, nor as reused when the store
+  // held them. Call before start().
+  void skip(const std::set<core::Digest>& digests);
+
   // Starts downloading every queued blob into the store on background threads, `jobs`
   // at a time, in `order` (the order the caller will consume them, so that it can
   // start while the rest still arrive); queued blobs `order` does not name follow,

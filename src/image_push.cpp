@@ -327,7 +327,9 @@ public:
       m_media_types[b.digest] = b.media_type;
       m_sizes[b.digest] = b.size;
       if (is_manifest_type(b.media_type)) ++m_manifest_count;
+      if (b.omitted) m_omitted[b.digest] = &b;
     }
+    m_result.omitted_blobs = m_omitted.size();
   }
 
   // The next stream is volume `k` (0 for a one-file bundle): the blobs it brings.
@@ -435,6 +437,7 @@ public:
 
   void push_manifests() {
     m_uploads.finish_all(); // every blob is in place before the first manifest
+    if (!m_checked && m_manifests.size() == m_manifest_count) check_presence(); // a stream of manifests only
     ensure_graph();
     for (const auto& root : m_roots) {
       std::set<core::Digest> missing;
@@ -632,6 +635,88 @@ private:
       for (const auto& [repo, digest] : m_present) lines.push_back("blob " + repo + " " + digest.str());
       m_journal.record_all(lines);
     }
+    secure_omitted();
+  }
+
+  // A differential bundle's omitted blobs must already be in the target (DESIGN §2). Each
+  // repository that needs one and lacks it (HEAD, just done) gets it mounted from one
+  // that has it: another repository of this bundle, else one where the base saw it
+  // (HEAD-checked first). Any still missing stops the push here, before a manifest is
+  // written, naming each blob, the images that need it and the bases. A dry run checks
+  // the same and mounts nothing.
+  void secure_omitted() {
+    if (m_omitted.empty()) return;
+    std::vector<std::string> missing;
+    std::uint64_t missing_bytes = 0;
+    std::set<std::uint32_t> blamed;
+    for (const auto& [digest, record] : m_omitted) {
+      const std::vector<std::string> lack = lacking(digest);
+      if (lack.empty()) continue;
+      std::vector<std::string> sources = holders(digest);
+      for (const auto& seen : record->omitted->repositories) {
+        const std::string repo = m_options.target.prefix.empty() ? seen : m_options.target.prefix + "/" + seen;
+        if (std::find(sources.begin(), sources.end(), repo) != sources.end()) continue;
+        if (std::find(lack.begin(), lack.end(), repo) != lack.end()) continue; // HEAD said no already
+        if (m_client.blob_exists(repo, digest)) sources.push_back(repo);
+      }
+      std::vector<std::string> still;
+      for (const auto& repo : lack) {
+        if (sources.empty()) {
+          still.push_back(repo);
+          continue;
+        }
+        if (m_options.dry_run) {
+          ++m_result.blobs_mounted;
+        } else {
+          core::with_context("placing omitted blob " + digest.str() + " in " + repo,
+                             [&] { spread(sources.front(), repo, digest, record->size); });
+        }
+        ++m_result.omitted_mounted;
+        m_in_target.insert({repo, digest});
+      }
+      if (still.empty()) continue;
+      std::string repos;
+      for (const auto& r : still) repos += (repos.empty() ? "" : ", ") + r;
+      missing.push_back(digest.str() + " (" + std::to_string(record->size) + " bytes), needed by " + users_of(digest) +
+                        ", missing in " + repos);
+      missing_bytes += record->size;
+      blamed.insert(record->omitted->bases.begin(), record->omitted->bases.end());
+    }
+    if (missing.empty()) return;
+    std::string lines;
+    for (std::size_t i = 0; i < missing.size() && i < 20; ++i) lines += "\n  " + missing[i];
+    if (missing.size() > 20) lines += "\n  and " + std::to_string(missing.size() - 20) + " more";
+    std::string bases;
+    for (const std::uint32_t k : blamed) {
+      if (k < m_set.descriptor.bases.size()) bases += "\n  base: " + bundle::base_text(m_set.descriptor.bases[k]);
+    }
+    throw core::RegistryError(
+        "the target " + m_options.target.str() + " lacks " + std::to_string(missing.size()) + " blob" +
+            (missing.size() == 1 ? "" : "s") + " (" + std::to_string(missing_bytes) +
+            " bytes) that this differential bundle leaves out because its base said the target had them; no manifest "
+            "was pushed:" + lines + bases,
+        "the base does not match this registry (a wrong or old receipt, or blobs deleted since): take a new inventory "
+        "with `ferry inventory --registry " + m_options.target.str() + "` and pack against it, or pack a full bundle "
+        "(without --base)");
+  }
+
+  // "image REF, chart REF": the roots whose trees hold `digest`.
+  std::string users_of(const core::Digest& digest) {
+    std::set<std::string> users;
+    std::set<core::Digest> seen;
+    std::vector<core::Digest> todo{digest};
+    while (!todo.empty()) {
+      const core::Digest d = todo.back();
+      todo.pop_back();
+      if (!seen.insert(d).second) continue;
+      for (const auto& root : m_roots) {
+        if (root.digest == d) users.insert(root.kind + " " + root.source);
+      }
+      if (auto p = m_parents.find(d); p != m_parents.end()) todo.insert(todo.end(), p->second.begin(), p->second.end());
+    }
+    std::string out;
+    for (const auto& u : users) out += (out.empty() ? "" : ", ") + u;
+    return out.empty() ? std::string("no image") : out;
   }
 
   std::unique_ptr<bundle::EntrySink> place_blob(const bundle::StreamEntry& entry, const std::set<std::string>& repos) {
@@ -761,6 +846,7 @@ private:
   // (a dry run: what it would).
   std::set<std::pair<std::string, core::Digest>> m_in_target;
   std::map<core::Digest, const bundle::BlobRecord*> m_records;
+  std::map<core::Digest, const bundle::BlobRecord*> m_omitted; // a differential bundle's, not in any stream
   std::map<core::Digest, std::optional<std::size_t>> m_here; // the current stream's blobs still to come (a piece: which)
   std::optional<std::set<core::Digest>> m_pending;           // of those, what the target still needs
   std::set<core::Digest> m_placed;                           // whole blobs handled by this run

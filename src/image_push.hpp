@@ -89,6 +89,10 @@ struct PushResult {
   std::filesystem::path staging;           // where pieces of blobs larger than a volume wait
   std::uint64_t staged_bytes = 0;          // pieces staged by this run
   std::uint64_t joined_blobs = 0;          // blobs uploaded from their pieces
+  // A differential bundle: the blobs it leaves out (all found in the target, or the push
+  // failed), and how many (repository, blob) pairs were mounted to complete them.
+  std::uint64_t omitted_blobs = 0;
+  std::uint64_t omitted_mounted = 0;
 };
 
 // Reads the bundle once: the signature is checked first; each blob is verified while it
@@ -105,6 +109,13 @@ struct PushResult {
 // stream, reading stops: blobs the registry already holds under their digests are
 // never used, so an up-to-date re-run reads little more than the manifests.
 // Files (`files:`) are not pushed: they stay in the bundle for `ferry extract`.
+//
+// A differential bundle (docs/differential.md): the blobs it leaves out are HEAD-checked
+// with the others, in every repository that needs them, as soon as the manifests are
+// read; one a repository lacks is mounted from a repository of the target that has it
+// (one of this bundle's, or one the base names). Any still missing is a RegistryError
+// (exit 4) naming each blob, the images that need it and the base, before any manifest
+// is written (blobs uploaded by then stay: harmless).
 //
 // Volumes of a split bundle are read one after the other (foreign and duplicate files are
 // refused first). A piece of a blob larger than a volume is staged (0600) under the state

@@ -8,6 +8,7 @@
 #include "bundle/tar_writer.hpp"
 #include "chart/chart_archive.hpp"
 #include "chart_pull.hpp"
+#include "differential.hpp"
 #include "pack_cache.hpp"
 #include "pack_space.hpp"
 #include "releases.hpp"
@@ -384,6 +385,38 @@ void log_registry_blobs(const ImagePuller& puller, const oci::BlobStore* cache, 
 }
 
 
+// --- differential packs (--base) ---------------------------------------------------------
+
+// The blobs of the plan a base has: configs and layers only (manifests and indexes, which
+// push needs to write, and every blob of a chart or file artifact are always carried).
+// A base that lists a digest with another size is not believed for that blob.
+std::map<core::Digest, bundle::OmittedRecord> choose_omitted(const std::vector<const PlannedBlob*>& ordered,
+                                                             const LoadedBases& bases,
+                                                             const std::set<core::Digest>& never_omit, core::LogSink& log) {
+  std::map<core::Digest, bundle::OmittedRecord> out;
+  if (bases.records.empty()) return out;
+  std::uint64_t bytes = 0;
+  std::uint64_t total = 0;
+  for (const PlannedBlob* b : ordered) {
+    const oci::Descriptor& d = b->ref.descriptor;
+    total += d.size;
+    if (Plan::is_metadata(*b) || never_omit.count(d.digest)) continue;
+    const auto it = bases.blobs.find(d.digest);
+    if (it == bases.blobs.end()) continue;
+    if (it->second.size != d.size) {
+      log.warning("base lists blob " + d.digest.str() + " as " + std::to_string(it->second.size) + " bytes, but " +
+                  b->origin + " has it as " + std::to_string(d.size) + ": it is carried");
+      continue;
+    }
+    out.emplace(d.digest, bundle::OmittedRecord{{it->second.bases.begin(), it->second.bases.end()},
+                                                {it->second.repositories.begin(), it->second.repositories.end()}});
+    bytes += d.size;
+  }
+  log.info("differential: " + std::to_string(out.size()) + " blobs (" + size_text(bytes) + " of " + size_text(total) +
+           ") are left out: the base" + (bases.records.size() == 1 ? " has" : "s have") + " them");
+  return out;
+}
+
 // --- the lock (--locked) -----------------------------------------------------------------
 
 using PinnedDependencies = std::map<std::pair<std::string, std::string>, std::string>;
@@ -474,19 +507,27 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
   // it waits on. Declared first: the download threads outlive everything after it.
   core::NullProgress no_pull_bar;
   std::unique_ptr<ImagePuller> registry_puller;
-  auto puller = [&]() -> ImagePuller& {
-    if (!registry_puller) {
-      PullOptions pull = options.pull;
-      for (const auto& m : manifest.mirrors) {
-        const Mirror mirror = Mirror::from(m.registry, m.mirror);
-        const bool given = std::any_of(pull.mirrors.begin(), pull.mirrors.end(),
-                                       [&](const Mirror& x) { return x.registry == mirror.registry; });
-        if (!given) pull.mirrors.push_back(mirror); // --mirror on the command line wins
-      }
-      registry_puller = std::make_unique<ImagePuller>(std::move(pull), download_store, log);
+  auto pull_options = [&] {
+    PullOptions pull = options.pull;
+    for (const auto& m : manifest.mirrors) {
+      const Mirror mirror = Mirror::from(m.registry, m.mirror);
+      const bool given = std::any_of(pull.mirrors.begin(), pull.mirrors.end(),
+                                     [&](const Mirror& x) { return x.registry == mirror.registry; });
+      if (!given) pull.mirrors.push_back(mirror); // --mirror on the command line wins
     }
+    return pull;
+  };
+  auto puller = [&]() -> ImagePuller& {
+    if (!registry_puller) registry_puller = std::make_unique<ImagePuller>(pull_options(), download_store, log);
     return *registry_puller;
   };
+
+  // --base: read before anything is pulled, so that a bad base stops the pack at once.
+  const LoadedBases bases =
+      options.bases.empty()
+          ? LoadedBases{}
+          : load_bases({.files = options.bases, .pubkeys = options.base_pubkeys, .pull = pull_options()}, download_store, log);
+  std::set<core::Digest> never_omit; // the blobs of charts and files
 
   // Charts, from repositories or the disk (dependencies vendored), stored as Helm OCI
   // artifacts. Chart repositories are reached with the same TLS options and credentials
@@ -559,6 +600,7 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
       const std::string origin = "chart " + pulled.origin.source;
       plan.add_stored(store, config, std::string(oci::media_type::helm_config), origin);
       plan.add_stored(store, archive, std::string(oci::media_type::helm_chart), origin);
+      never_omit.insert({config.digest, archive.digest});
       plan.add_stored(store, stored_manifest, std::string(oci::media_type::oci_manifest), origin);
       const std::string ref = "charts/" + meta.name + ":" + oci_tag(meta.version);
       p.root = oci::Descriptor{std::string(oci::media_type::oci_manifest), stored_manifest.digest, stored_manifest.size,
@@ -667,6 +709,7 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
         const std::string origin = "file " + file.source;
         plan.add_stored(store, empty, std::string(oci::media_type::oci_empty), origin);
         plan.add_stored(store, content, std::string(oci::media_type::ferry_file), origin);
+        never_omit.insert({empty.digest, content.digest});
         plan.add_stored(store, stored_manifest, std::string(oci::media_type::oci_manifest), origin);
         const std::string ref = "files/" + file.path;
         plan.add_root(oci::Descriptor{std::string(oci::media_type::oci_manifest), stored_manifest.digest,
@@ -698,8 +741,24 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
       {std::string(bundle::k_index_path), core::sha256_of(index_json), index_json.size()},
   };
   const auto ordered = plan.ordered();
+  // A differential pack: the blobs a base has stay out of the stream (and are not
+  // downloaded), listed in the table as omitted.
+  const std::map<core::Digest, bundle::OmittedRecord> omitted = choose_omitted(ordered, bases, never_omit, log);
+  descriptor.bases = bases.records;
+  std::vector<const PlannedBlob*> carried;
   for (const PlannedBlob* b : ordered) {
-    descriptor.blobs.push_back({b->ref.descriptor.digest, b->ref.descriptor.size, b->ref.descriptor.media_type});
+    bundle::BlobRecord record{b->ref.descriptor.digest, b->ref.descriptor.size, b->ref.descriptor.media_type};
+    if (const auto it = omitted.find(b->ref.descriptor.digest); it != omitted.end()) {
+      record.omitted = it->second;
+    } else {
+      carried.push_back(b);
+    }
+    descriptor.blobs.push_back(std::move(record));
+  }
+  if (registry_puller && !omitted.empty()) {
+    std::set<core::Digest> skipped;
+    for (const auto& [digest, record] : omitted) skipped.insert(digest);
+    registry_puller->skip(skipped);
   }
   {
     std::vector<std::string> platforms;
@@ -722,7 +781,7 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
     // starts once all are in).
     PackOptions unwindowed = options;
     unwindowed.pull.download_ahead = std::numeric_limits<std::uint64_t>::max();
-    check_pack_space(unwindowed, ordered, {layout_marker.size(), index_json.size()}, registry_puller.get(),
+    check_pack_space(unwindowed, carried, {layout_marker.size(), index_json.size()}, registry_puller.get(),
                      download_store, cache.get());
     if (registry_puller) {
       result.registry_blobs = registry_puller->stats();
@@ -730,7 +789,7 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
       registry_puller->fetch_all(progress);
     }
     std::map<core::Digest, bundle::BlobSource> sources;
-    for (const PlannedBlob* b : ordered) {
+    for (const PlannedBlob* b : carried) {
       sources.emplace(b->ref.descriptor.digest, bundle::BlobSource{b->ref.file, b->ref.offset,
                                                                    b->ref.checked == oci::Checked::yes, b->origin});
     }
@@ -764,7 +823,7 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
   const std::string descriptor_json = bundle::to_json(descriptor);
   const std::string signature = core::base64_encode(key->sign(descriptor_json));
 
-  check_pack_space(options, ordered, {descriptor_json.size(), signature.size(), layout_marker.size(), index_json.size()},
+  check_pack_space(options, carried, {descriptor_json.size(), signature.size(), layout_marker.size(), index_json.size()},
                    registry_puller.get(), download_store, cache.get());
 
   // Registry blobs download in the order the stream takes them, so writing starts with
@@ -773,7 +832,7 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
     result.registry_blobs = registry_puller->stats();
     log_registry_blobs(*registry_puller, cache.get(), log);
     std::vector<core::Digest> order;
-    for (const PlannedBlob* b : ordered) order.push_back(b->ref.descriptor.digest);
+    for (const PlannedBlob* b : carried) order.push_back(b->ref.descriptor.digest);
     registry_puller->start(no_pull_bar, order);
   }
 
@@ -798,7 +857,7 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
 
     const std::uint64_t total = descriptor.blob_bytes();
     std::uint64_t done = 0;
-    for (const PlannedBlob* b : ordered) {
+    for (const PlannedBlob* b : carried) {
       const oci::Descriptor& d = b->ref.descriptor;
       const std::string path = "blobs/sha256/" + std::string(d.digest.hex());
       if (registry_puller) registry_puller->wait_for(d.digest);

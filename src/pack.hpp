@@ -57,6 +57,14 @@ struct PackOptions {
   // none larger than this, instead of one file (docs/volumes.md). Every download then
   // finishes before the first volume is written (the plan hashes the pieces first).
   std::optional<std::uint64_t> split = std::nullopt;
+  // --base (repeatable): a differential bundle (docs/differential.md). Every config and
+  // layer one of these bases says the isolated side has is left out of the stream (and
+  // not downloaded) and listed as omitted in ferry.json, which names the bases
+  // (differential.hpp: load_bases). Manifests, indexes and the blobs of charts and files
+  // are always carried. --base-pubkey: receipts and bundles given as bases must be signed
+  // by one of these keys.
+  std::vector<std::filesystem::path> bases = {};
+  std::vector<std::filesystem::path> base_pubkeys = {};
 };
 
 // What `images: auto` did for one chart.

@@ -207,6 +207,16 @@ ExtractResult extract_bundle(const std::vector<fs::path>& bundles, const fs::pat
     throw core::UsageError("output directory " + core::display(parent) + " does not exist", "create it first");
   }
   const bundle::VolumeSet set = bundle::open_volume_set(bundles, keys, policy);
+  if (set.descriptor.differential()) {
+    // A layout without the omitted blobs would look complete and fail whoever reads it.
+    std::string bases;
+    for (const auto& b : set.descriptor.bases) bases += (bases.empty() ? "" : "; ") + bundle::base_text(b);
+    throw core::UsageError("bundle " + set.bundle_text() + " is differential: it leaves out " +
+                               std::to_string(set.descriptor.omitted_blobs()) + " blobs its base has (" + bases +
+                               "), so it cannot be extracted to a complete OCI layout",
+                           "push it to the registry that holds the base (`ferry push`), or ask for a full bundle "
+                           "(`ferry pack` without --base)");
+  }
   bundle::require_every_volume(set, "extract");
   return core::with_context("extracting " + core::display(set.given.front().path) + " to " + core::display(directory), [&] {
     core::TempDir staging(directory, "extract");

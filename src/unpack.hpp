@@ -97,7 +97,9 @@ struct ExtractResult {
 // Verifies the bundle while writing it out as an OCI image layout (plus ferry.json and
 // ferry.json.sig, so the directory equals the bundle's tar contents). Written into a
 // temporary directory beside `directory` and renamed onto it only when everything
-// verified; `directory` must not exist or be empty. A split bundle needs every volume
+// verified; `directory` must not exist or be empty. A differential bundle is refused
+// (UsageError, exit 2, before anything is written): its layout would lack the blobs its
+// base has. A split bundle needs every volume
 // (IntegrityError naming the missing files, before anything is written); the pieces of a
 // blob are written into its one file, which is checked against the blob's digest.
 ExtractResult extract_bundle(const std::vector<std::filesystem::path>& bundles, const std::filesystem::path& directory,

@@ -256,6 +256,11 @@ const StreamEntry& BundleReader::claim(const TarEntry& tar_entry) {
   auto it = m_expected.find(tar_entry.path);
   if (it == m_expected.end()) {
     std::string what = "bundle entry " + shown(tar_entry.path) + " is not listed in ferry.json";
+    for (const auto& b : m_descriptor.blobs) {
+      if (b.omitted && tar_entry.path == blob_entry_path(b.digest)) {
+        what = "bundle entry " + tar_entry.path + " is a blob ferry.json marks as omitted (the base has it)";
+      }
+    }
     if (tar_entry.path == k_descriptor_path || tar_entry.path == k_signature_path ||
         (m_volume && tar_entry.path == k_volume_path)) {
       what = "bundle " + m_display + " has a second " + tar_entry.path;

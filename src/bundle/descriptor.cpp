@@ -18,8 +18,30 @@ using nlohmann::json;
 
 std::uint64_t BundleDescriptor::blob_bytes() const {
   std::uint64_t total = 0;
-  for (const auto& b : blobs) total += b.size;
+  for (const auto& b : blobs) {
+    if (!b.omitted) total += b.size;
+  }
   return total;
+}
+
+std::size_t BundleDescriptor::omitted_blobs() const {
+  return static_cast<std::size_t>(std::count_if(blobs.begin(), blobs.end(), [](const BlobRecord& b) { return b.omitted.has_value(); }));
+}
+
+std::uint64_t BundleDescriptor::omitted_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& b : blobs) {
+    if (b.omitted) total += b.size;
+  }
+  return total;
+}
+
+std::string base_text(const BaseRecord& base) {
+  if (base.kind == "receipt") {
+    return "receipt " + base.file + " of " + (base.registry.empty() ? std::string("an unnamed registry") : base.registry) +
+           (base.created.empty() ? std::string() : " (" + base.created + ")");
+  }
+  return base.kind + " " + base.name + " " + base.version + " (" + base.file + ")";
 }
 
 std::uint64_t BundleDescriptor::unshared_bytes() const {
@@ -31,6 +53,7 @@ std::uint64_t BundleDescriptor::unshared_bytes() const {
 }
 
 bool BlobRecord::in_volume(std::uint32_t k) const {
+  if (omitted) return false;
   if (all_volumes) return true;
   if (volume) return *volume == k;
   if (!pieces.empty()) {
@@ -84,7 +107,19 @@ std::string to_json(const BundleDescriptor& d) {
   j["manifest"] = parse_embedded(d.manifest_json);
   j["releases"] = parse_embedded(d.releases_json);
   j["rules"] = parse_embedded(d.rules_json);
-  if (d.base) j["base"] = *d.base;
+  if (!d.bases.empty()) {
+    json bases = json::array();
+    for (const auto& b : d.bases) {
+      json o = {{"kind", b.kind}, {"file", b.file}, {"digest", b.digest.str()}};
+      if (!b.name.empty()) o["name"] = b.name;
+      if (!b.version.empty()) o["version"] = b.version;
+      if (!b.registry.empty()) o["registry"] = b.registry;
+      if (!b.created.empty()) o["created"] = b.created;
+      if (!b.signer.empty()) o["signer"] = b.signer;
+      bases.push_back(std::move(o));
+    }
+    j["bases"] = std::move(bases);
+  }
 
   json images = json::array();
   for (const auto& i : d.images) {
@@ -147,7 +182,9 @@ std::string to_json(const BundleDescriptor& d) {
   json blobs = json::array();
   for (const auto& b : d.blobs) {
     json o = {{"digest", b.digest.str()}, {"size", b.size}, {"mediaType", b.media_type}};
-    if (b.all_volumes) {
+    if (b.omitted) {
+      o["omitted"] = {{"bases", b.omitted->bases}, {"repositories", b.omitted->repositories}};
+    } else if (b.all_volumes) {
       o["volume"] = "all";
     } else if (b.volume) {
       o["volume"] = *b.volume;
@@ -225,6 +262,7 @@ public:
     return v;
   }
   std::string item(const char* key, std::size_t i) const { return m_where + "." + key + "[" + std::to_string(i) + "]"; }
+  std::string member(const char* key) const { return m_where + "." + key; }
 
   [[noreturn]] void fail(const std::string& what) const { throw IntegrityErrorAt(m_where + " " + what); }
   [[noreturn]] void fail_field(const char* key, const std::string& what) const {
@@ -303,6 +341,38 @@ void read_placement(const Reader& r, const std::optional<VolumesRecord>& volumes
   }
 }
 
+// An omitted blob (differential bundles): no placement, bases that exist, and never
+// something push or `ferry values` reads from the bundle itself.
+void read_omitted(const Reader& r, const BundleDescriptor& d, BlobRecord& rec) {
+  if (!r.field("volume", false).is_null() || !r.field("pieces", false).is_null()) {
+    r.fail("is omitted but placed in a volume");
+  }
+  const Reader o(r.field("omitted"), r.member("omitted"));
+  OmittedRecord omitted;
+  const json& bases = o.array("bases");
+  if (bases.empty()) o.fail_field("bases", "is empty; an omitted blob names the base that holds it");
+  for (const auto& b : bases) {
+    if (!b.is_number_unsigned() || b.get<std::uint64_t>() >= d.bases.size()) {
+      o.fail_field("bases", "holds " + b.dump().substr(0, 40) + ", but ferry.json lists " + std::to_string(d.bases.size()) +
+                                " bases");
+    }
+    omitted.bases.push_back(static_cast<std::uint32_t>(b.get<std::uint64_t>()));
+  }
+  omitted.repositories = o.strings("repositories");
+  const bool manifest = oci::media_type::is_manifest(rec.media_type) || oci::media_type::is_index(rec.media_type);
+  if (manifest || rec.media_type == oci::media_type::helm_chart || rec.media_type == oci::media_type::helm_config) {
+    r.fail("omits " + rec.digest.str() + " of type " + rec.media_type.substr(0, 80) +
+           "; manifests, indexes and chart blobs are always carried");
+  }
+  for (const auto& c : d.charts) {
+    if (c.archive_digest == rec.digest) r.fail("omits the archive of chart " + c.ref + "; chart archives are always carried");
+  }
+  for (const auto& f : d.files) {
+    if (f.content_digest == rec.digest) r.fail("omits the content of file " + f.path + "; files are always carried");
+  }
+  rec.omitted = std::move(omitted);
+}
+
 } // namespace
 
 BundleDescriptor parse_descriptor(std::string_view bytes) {
@@ -333,7 +403,22 @@ BundleDescriptor parse_descriptor(std::string_view bytes) {
   d.manifest_json = top.field("manifest").dump();
   d.releases_json = top.array("releases").dump();
   d.rules_json = top.array("rules").dump();
-  d.base = top.optional_string("base");
+  if (const json& bases = top.field("bases", false); !bases.is_null()) {
+    const json& list = top.array("bases");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const Reader r(list[i], top.item("bases", i));
+      BaseRecord base{r.string("kind"), r.string("file"), r.digest("digest")};
+      if (base.kind != "receipt" && base.kind != "lock" && base.kind != "bundle") {
+        r.fail_field("kind", "is '" + base.kind.substr(0, 40) + "', expected receipt, lock or bundle");
+      }
+      base.name = r.optional_string("name").value_or(std::string());
+      base.version = r.optional_string("version").value_or(std::string());
+      base.registry = r.optional_string("registry").value_or(std::string());
+      base.created = r.optional_string("created").value_or(std::string());
+      base.signer = r.optional_string("signer").value_or(std::string());
+      d.bases.push_back(std::move(base));
+    }
+  }
 
   const json& images = top.array("images");
   for (std::size_t i = 0; i < images.size(); ++i) {
@@ -421,7 +506,11 @@ BundleDescriptor parse_descriptor(std::string_view bytes) {
     const Reader r(blobs[i], top.item("blobs", i));
     BlobRecord rec{r.digest("digest"), r.size("size"), r.string("mediaType")};
     if (!seen.insert(rec.digest).second) r.fail_field("digest", "lists blob " + rec.digest.str() + " a second time");
-    read_placement(r, d.volumes, rec, used);
+    if (!r.field("omitted", false).is_null()) {
+      read_omitted(r, d, rec);
+    } else {
+      read_placement(r, d.volumes, rec, used);
+    }
     d.blobs.push_back(std::move(rec));
   }
   // pack opens a volume only for a blob (or piece) to put in it; with nothing but

@@ -36,7 +36,15 @@ struct PieceRecord {
   core::Digest digest; // of the piece's bytes
 };
 
-// One entry of the blob table: every blob in the bundle exactly once.
+// A blob a differential bundle leaves out because its base says the isolated side
+// already has it (DESIGN §2 "Differential"): listed in the table, absent from the stream.
+struct OmittedRecord {
+  std::vector<std::uint32_t> bases;      // indexes into BundleDescriptor::bases that hold it, ascending
+  std::vector<std::string> repositories; // where they saw it, as paths under the target's prefix
+};
+
+// One entry of the blob table: every blob of the bundle's images, charts and files
+// exactly once (a differential bundle's omitted blobs included, marked `omitted`).
 struct BlobRecord {
   core::Digest digest;
   std::uint64_t size = 0;
@@ -47,11 +55,30 @@ struct BlobRecord {
   std::optional<std::uint32_t> volume = std::nullopt; // the whole blob, in this volume
   bool all_volumes = false;                            // in every volume (manifests, chart archives)
   std::vector<PieceRecord> pieces = {};                // in consecutive volumes, in order
+  // Set when the blob is not in the stream (a differential bundle); it then has no
+  // placement in any volume. Only configs and layers of images are ever omitted.
+  std::optional<OmittedRecord> omitted = std::nullopt;
 
   // Whether volume `k` holds the blob or one of its pieces (true for every k in a
-  // one-file bundle).
+  // one-file bundle; false for an omitted blob).
   bool in_volume(std::uint32_t k) const;
 };
+
+// What a differential bundle was packed against (`pack --base`).
+struct BaseRecord {
+  std::string kind;     // "receipt", "lock" or "bundle"
+  std::string file;     // the base's file name as given (no directory), for messages
+  core::Digest digest;  // receipt and lock: sha256 of the file; bundle: of its ferry.json
+  std::string name = {};     // lock and bundle: the bundle's name
+  std::string version = {};  // and version
+  std::string registry = {}; // receipt: the registry inventoried (HOST[:PORT][/PREFIX])
+  std::string created = {};  // receipt and bundle: when it was written
+  std::string signer = {};   // the key id that verified its signature; empty when not checked
+};
+
+// "receipt receipt.json of registry.local/mirror (2025-06-01T00:00:00Z)",
+// "bundle aistor 2025.05.30 (old.tar.zst)", "lock aistor 2025.05.30 (aistor.lock.json)".
+std::string base_text(const BaseRecord& base);
 
 // A split bundle: NAME.000.tar.zst … NAME.<count-1>.tar.zst, none larger than `limit`.
 struct VolumesRecord {
@@ -141,14 +168,21 @@ struct BundleDescriptor {
   std::vector<FileRecord> files;
   std::string releases_json = "[]";
   std::string rules_json = "[]";
-  std::optional<std::string> base; // differential bundles: what the base is (later)
+  // Differential bundles: what they were packed against, in --base order; empty for a
+  // full bundle (ferry.json then has no `bases`).
+  std::vector<BaseRecord> bases;
   std::vector<LayoutEntryRecord> layout;
-  std::vector<BlobRecord> blobs; // in stream order
+  std::vector<BlobRecord> blobs; // in stream order (omitted blobs where they would be)
   // Set for a split bundle only: ferry.json of a one-file bundle has no `volumes`.
   std::optional<VolumesRecord> volumes;
 
-  // Sum of blob sizes: the bytes of content the bundle carries.
+  // Sum of the sizes of the blobs in the stream: the bytes of content the bundle carries
+  // (omitted blobs are not counted).
   std::uint64_t blob_bytes() const;
+  // Blobs a differential bundle leaves out, and their bytes.
+  std::size_t omitted_blobs() const;
+  std::uint64_t omitted_bytes() const;
+  bool differential() const noexcept { return !bases.empty(); }
   // Sum of the sizes of all images, charts and files counted separately: what the
   // content would take without sharing blobs.
   std::uint64_t unshared_bytes() const;
@@ -165,7 +199,10 @@ std::string to_json(const BundleDescriptor& descriptor);
 // layout are IntegrityErrors naming the field. A split bundle's table must be
 // consistent: every blob placed once (a volume below `count`, "all", or pieces whose
 // sizes add up to the blob's, in consecutive volumes), every manifest and index in all
-// volumes; placements in a bundle without `volumes` are refused too.
+// volumes; placements in a bundle without `volumes` are refused too. An omitted blob
+// has no placement, names at least one base by its index in `bases`, and is never a
+// manifest, an index, a chart's config or archive or a file's content; `bases` without
+// any omitted blob is accepted (the base had nothing this bundle needs).
 BundleDescriptor parse_descriptor(std::string_view bytes);
 
 // RFC 3339 UTC text for a Unix time ("1970-01-01T00:00:00Z").

@@ -88,7 +88,7 @@ std::optional<VolumePlan> place(BundleDescriptor& d, std::uint64_t limit, std::u
                         entry_bound(k_volume_path, k_max_volume_label_text) + end_of_archive_bound();
   for (const auto& e : d.layout) fixed += entry_bound(e.path, e.size);
   for (const auto& b : d.blobs) {
-    if (in_every_volume(b)) fixed += entry_bound(blob_entry_path(b.digest), b.size);
+    if (!b.omitted && in_every_volume(b)) fixed += entry_bound(blob_entry_path(b.digest), b.size);
   }
   const std::uint64_t smallest_piece = entry_bound(piece_entry_path(core::Digest(), 0), k_min_piece_size);
   minimum = fixed + smallest_piece;
@@ -104,6 +104,7 @@ std::optional<VolumePlan> place(BundleDescriptor& d, std::uint64_t limit, std::u
     b.volume.reset();
     b.all_volumes = false;
     b.pieces.clear();
+    if (b.omitted) continue; // not in the stream: in no volume
     if (in_every_volume(b)) {
       b.all_volumes = true;
       continue;
@@ -286,9 +287,9 @@ VolumePlan plan_volumes(BundleDescriptor& d, std::uint64_t limit) {
   d.volumes = VolumesRecord{1, limit};
   for (BlobRecord& b : d.blobs) {
     b.volume.reset();
-    b.all_volumes = in_every_volume(b);
     b.pieces.clear();
-    if (!b.all_volumes) b.volume = 0;
+    b.all_volumes = !b.omitted && in_every_volume(b);
+    if (!b.all_volumes && !b.omitted) b.volume = 0;
   }
   // A larger plan only makes ferry.json larger, so the budget grows until it holds; a
   // little slack saves rounds (a planned volume never takes more than its bound anyway).
@@ -317,6 +318,7 @@ std::vector<VolumeEntry> volume_entries(const BundleDescriptor& d, std::uint32_t
   std::vector<VolumeEntry> out;
   for (const auto& e : d.layout) out.push_back(VolumeEntry{e.path, e.digest, e.size, {}, nullptr, 0, 0, false});
   for (const auto& b : d.blobs) {
+    if (b.omitted) continue; // a differential bundle's: not in the stream
     if (!d.volumes || b.all_volumes || (b.volume && *b.volume == k)) {
       out.push_back(VolumeEntry{blob_entry_path(b.digest), b.digest, b.size, b.media_type, &b, 0, 0, false});
       continue;

@@ -71,8 +71,8 @@ struct VolumePlan {
   std::uint64_t descriptor_budget = 0;   // ferry.json was planned to be at most this large
 };
 
-// Places the blobs of `descriptor` (its blob table, in stream order; every other field
-// final) in volumes of at most `limit` bytes and records it in the descriptor:
+// Places the blobs of `descriptor` (its blob table, in stream order, omitted blobs left
+// out; every other field final) in volumes of at most `limit` bytes and records it in the descriptor:
 // `volumes`, and each blob's placement. Manifests, indexes and chart archives (what
 // `ferry values`/`check`/`upgrade` read) go in every volume; the others first-fit in stream
 // order, by their entry_bound; a blob whose bound exceeds what an empty volume holds is
@@ -87,7 +87,8 @@ VolumePlan plan_volumes(BundleDescriptor& descriptor, std::uint64_t limit);
 
 // The entries volume `k` holds after its head (ferry.json, ferry.json.sig, volume.json),
 // in stream order: oci-layout, index.json, then every blob table entry it holds (whole
-// blobs as blobs/sha256/<hex>, pieces as pieces/sha256/<hex>/<NNN>).
+// blobs as blobs/sha256/<hex>, pieces as pieces/sha256/<hex>/<NNN>). Omitted blobs (a
+// differential bundle's) are in no volume.
 struct VolumeEntry {
   std::string path;
   core::Digest digest;    // of the entry's bytes (a piece's own digest)

@@ -36,9 +36,9 @@ int main(int argc, char** argv) {
   } curl_cleanup;
 
   CLI::App app{"ferry: carry Kubernetes software across an air gap.\n"
-               "  connected side:  ferry keygen, ferry pack\n"
+               "  connected side:  ferry keygen, ferry pack (--base for a differential bundle), ferry diff\n"
                "  isolated side:   ferry verify, ferry inspect, ferry extract, ferry push, ferry values, ferry check,\n"
-               "                   ferry upgrade, ferry unpack (all of these stages), ferry doctor",
+               "                   ferry upgrade, ferry unpack (all of these stages), ferry doctor, ferry inventory",
                "ferry"};
   app.set_version_flag("--version", std::string("ferry ") + ferry::cli::ferry_version());
   app.require_subcommand(1);
@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   ferry::cli::add_values(app, run);
   ferry::cli::add_check(app, run);
   ferry::cli::add_upgrade(app, run);
+  ferry::cli::add_inventory(app, run);
+  ferry::cli::add_diff(app, run);
   ferry::cli::add_version(app, run);
 
   try {

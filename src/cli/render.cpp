@@ -47,17 +47,36 @@ json given_files_json(const GivenFiles& files) {
   return {{"count", files.count}, {"limit", files.limit}, {"given", given}, {"missing", missing}};
 }
 
+namespace {
+
+// Percent of a differential bundle's content that its bases hold (0 for a full bundle).
+double saved_percent(const bundle::BundleDescriptor& d) {
+  const std::uint64_t whole = d.blob_bytes() + d.omitted_bytes();
+  return whole == 0 ? 0.0 : 100.0 * static_cast<double>(d.omitted_bytes()) / static_cast<double>(whole);
+}
+
+} // namespace
+
 void print_bundle(Output& out, const bundle::BundleDescriptor& d, const bundle::SignatureCheck& signature,
                   std::uint64_t bundle_size) {
   const std::uint64_t content = d.blob_bytes();
+  const std::uint64_t whole = content + d.omitted_bytes(); // a differential bundle's omitted blobs too
   const std::uint64_t unshared = d.unshared_bytes();
   out.result(fmt::format("bundle     {} {}", d.name, d.version));
   out.result(fmt::format("created    {} by ferry {}", d.created, d.tool_version));
   out.result(fmt::format("signature  {}", signature_text(signature)));
   out.result(fmt::format("size       {} compressed, {} in {} blobs{}", human_bytes(bundle_size), human_bytes(content),
-                         d.blobs.size(),
-                         unshared > content ? fmt::format(" ({} saved by sharing blobs)", human_bytes(unshared - content))
-                                            : std::string()));
+                         d.blobs.size() - d.omitted_blobs(),
+                         unshared > whole ? fmt::format(" ({} saved by sharing blobs)", human_bytes(unshared - whole))
+                                          : std::string()));
+  for (const auto& b : d.bases) {
+    out.result(fmt::format("base       {}, {}{}", bundle::base_text(b), b.digest.short_str(),
+                           b.signer.empty() ? std::string(", signature not checked") : ", signed by " + b.signer));
+  }
+  if (d.differential()) {
+    out.result(fmt::format("omitted    {} blobs, {} the base has: {:.1f}% of the {} of content left out", d.omitted_blobs(),
+                           human_bytes(d.omitted_bytes()), saved_percent(d), human_bytes(whole)));
+  }
   if (!d.images.empty()) out.result(fmt::format("images     {}", d.images.size()));
   for (const auto& i : d.images) {
     std::string platforms;
@@ -123,7 +142,27 @@ json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck
                      {"digest", f.content_digest.str()}, {"size", f.size}});
   }
   const std::uint64_t content = d.blob_bytes();
+  const std::uint64_t whole = content + d.omitted_bytes();
   const std::uint64_t unshared = d.unshared_bytes();
+  json bases = json::array();
+  for (const auto& b : d.bases) {
+    json o = {{"kind", b.kind}, {"file", b.file}, {"digest", b.digest.str()}, {"text", bundle::base_text(b)}};
+    for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"name", &b.name},
+                                     {"version", &b.version},
+                                     {"registry", &b.registry},
+                                     {"created", &b.created},
+                                     {"signer", &b.signer}}) {
+      if (!value->empty()) o[key] = *value;
+    }
+    bases.push_back(std::move(o));
+  }
+  json differential = nullptr;
+  if (d.differential()) {
+    differential = {{"omittedBlobs", d.omitted_blobs()},
+                    {"omittedBytes", d.omitted_bytes()},
+                    {"contentBytes", whole},
+                    {"savedPercent", saved_percent(d)}};
+  }
   return {
       {"name", d.name},
       {"version", d.version},
@@ -138,10 +177,12 @@ json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck
         {"algorithm", s.algorithm},
         {"key", s.key_display}}},
       {"bundleSize", bundle_size},
-      {"blobs", d.blobs.size()},
+      {"blobs", d.blobs.size() - d.omitted_blobs()},
       {"blobBytes", content},
       {"unsharedBytes", unshared},
-      {"savedBySharing", unshared > content ? unshared - content : 0},
+      {"savedBySharing", unshared > whole ? unshared - whole : 0},
+      {"bases", std::move(bases)},
+      {"differential", std::move(differential)},
       {"images", std::move(images)},
       {"charts", std::move(charts)},
       {"files", std::move(files)},

@@ -24,11 +24,14 @@ namespace ferry::cli {
 
 class Output;
 
-// Text: name, version, signer, sizes, then every image, chart and file.
+// Text: name, version, signer, sizes (a differential bundle: its bases and what they
+// save), then every image, chart and file.
 void print_bundle(Output& out, const bundle::BundleDescriptor& d, const bundle::SignatureCheck& signature,
                   std::uint64_t bundle_size);
 
-// The same as a JSON object (stable keys, for automation).
+// The same as a JSON object (stable keys, for automation): `bases` (empty for a full
+// bundle) and `differential` (null, or omittedBlobs, omittedBytes, contentBytes,
+// savedPercent); `blobs` and `blobBytes` count what the stream carries.
 nlohmann::json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck& signature,
                            std::uint64_t bundle_size);
 

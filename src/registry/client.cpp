@@ -529,6 +529,47 @@ std::vector<std::string> Client::list_tags(const std::string& repository) {
   return tags;
 }
 
+std::vector<std::string> Client::list_repositories() {
+  Impl& d = *m_impl;
+  Call call;
+  call.what = "listing the repositories of " + d.host + " (catalog)";
+  call.scopes.add("registry:catalog", {"*"}); // the distribution token spec's catalog scope
+  call.not_found_hint = "this registry has no catalog API; name the repositories with --repos (or --bundle)";
+  std::string next = d.base + "/v2/_catalog";
+  if (d.options.tags_page_size > 0) next = append_query(next, "n=" + std::to_string(d.options.tags_page_size));
+  std::vector<std::string> repositories;
+  for (int page = 0; page < k_max_tag_pages && !next.empty(); ++page) {
+    Request request = make_request(Method::get, next);
+    request.body_limit = k_json_limit;
+    Response response = d.execute(call, request);
+    if (classify(response) == Outcome::not_found) d.fail(call, request, response);
+    nlohmann::json doc;
+    try {
+      doc = nlohmann::json::parse(response.body);
+    } catch (const nlohmann::json::exception&) {
+      doc = nullptr;
+    }
+    const auto it = doc.is_object() ? doc.find("repositories") : doc.end();
+    if (!doc.is_object() || (it != doc.end() && !it->is_array() && !it->is_null())) {
+      throw core::RegistryError(
+          d.scrub(call.what + " failed: the answer is not a repository list (GET " + redact_url(request.url) + ")"));
+    }
+    if (it != doc.end() && it->is_array()) {
+      for (const auto& name : *it) {
+        if (name.is_string()) repositories.push_back(name.get<std::string>());
+      }
+    }
+    next.clear();
+    if (const std::string* link = response.header("link")) {
+      if (auto target = parse_link_next(*link)) {
+        const std::string resolved = resolve_url(request.url, *target);
+        if (!resolved.empty() && resolved != request.url) next = resolved;
+      }
+    }
+  }
+  return repositories;
+}
+
 ClientStats Client::stats() const { return m_impl->stats(); }
 
 } // namespace ferry::registry

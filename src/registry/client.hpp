@@ -161,6 +161,10 @@ public:
                     const std::string& bytes);
   // All tags, across pages (Link: rel="next"); an unknown repository has none (empty).
   std::vector<std::string> list_tags(const std::string& repository);
+  // The registry's catalog (GET /v2/_catalog, token scope registry:catalog:*), across
+  // pages (Link: rel="next"; page size as for list_tags). RegistryError when the registry
+  // has no catalog (404) or refuses it, with a hint to name the repositories instead.
+  std::vector<std::string> list_repositories();
 
   ClientStats stats() const;
 

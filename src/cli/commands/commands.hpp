@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -38,11 +39,17 @@ void add_values(CLI::App& app, CommandRun& run);
 void add_check(CLI::App& app, CommandRun& run);
 void add_upgrade(CLI::App& app, CommandRun& run);
 void add_version(CLI::App& app, CommandRun& run);
+void add_inventory(CLI::App& app, CommandRun& run);
+void add_diff(CLI::App& app, CommandRun& run);
 
 // The passphrase for a private key: the file's first line when `file` is given, else
 // $FERRY_KEY_PASSPHRASE, else nothing. Never from the command line (argv is visible
 // to every user of the machine).
 std::optional<std::string> read_passphrase(const std::string& file);
+
+// $SOURCE_DATE_EPOCH as seconds, or nullopt when unset or empty; UsageError when it is
+// not a non-negative whole number.
+std::optional<std::int64_t> source_date_epoch_env();
 
 // The version string ("0.1.0").
 const char* ferry_version();

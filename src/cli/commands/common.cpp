@@ -2,8 +2,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cli/commands/commands.hpp"
 
+#include "core/error.hpp"
 #include "core/fs.hpp"
 
+#include <cerrno>
 #include <cstdlib>
 
 namespace ferry::cli {
@@ -16,6 +18,19 @@ std::optional<std::string> read_passphrase(const std::string& file) {
   }
   if (const char* env = std::getenv("FERRY_KEY_PASSPHRASE"); env && *env) return std::string(env);
   return std::nullopt;
+}
+
+std::optional<std::int64_t> source_date_epoch_env() {
+  const char* text = std::getenv("SOURCE_DATE_EPOCH");
+  if (!text || !*text) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text, &end, 10);
+  if (errno != 0 || *end != '\0' || value < 0) {
+    throw core::UsageError(std::string("SOURCE_DATE_EPOCH='") + text + "' is not a number of seconds since 1970",
+                           "set it to a whole number such as $(git log -1 --format=%ct), or unset it");
+  }
+  return value;
 }
 
 const char* ferry_version() { return FERRY_VERSION; }

@@ -23,19 +23,6 @@ namespace ferry::cli {
 
 namespace {
 
-std::int64_t source_date_epoch() {
-  const char* text = std::getenv("SOURCE_DATE_EPOCH");
-  if (!text || !*text) return 0;
-  char* end = nullptr;
-  errno = 0;
-  const long long value = std::strtoll(text, &end, 10);
-  if (errno != 0 || *end != '\0' || value < 0) {
-    throw core::UsageError(std::string("SOURCE_DATE_EPOCH='") + text + "' is not a number of seconds since 1970",
-                           "set it to a whole number such as $(git log -1 --format=%ct), or unset it");
-  }
-  return value;
-}
-
 std::string found_by_text(const bundle::DiscoveryRecord& f) {
   return fmt::format("{} in chart {}{}: {}", f.method, f.chart, f.release.empty() ? "" : ", release " + f.release, f.where);
 }
@@ -99,8 +86,10 @@ void print_plan(Output& out, const PackResult& r) {
                      {"charts", charts},
                      {"files", files},
                      {"discovery", discovery_json(r.discovery)},
-                     {"blobs", d.blobs.size()},
-                     {"contentSize", d.blob_bytes()}});
+                     {"blobs", d.blobs.size() - d.omitted_blobs()},
+                     {"contentSize", d.blob_bytes()},
+                     {"omittedBlobs", d.omitted_blobs()},
+                     {"omittedBytes", d.omitted_bytes()}});
     return;
   }
   out.result(fmt::format("plan for {} {} (dry run: no layer downloaded, nothing written)", d.name, d.version));
@@ -135,7 +124,11 @@ void print_plan(Output& out, const PackResult& r) {
     }
   }
   out.result(fmt::format("{} images, {} charts, {} files; {} blobs, {} of content", d.images.size(), d.charts.size(),
-                         d.files.size(), d.blobs.size(), human_bytes(d.blob_bytes())));
+                         d.files.size(), d.blobs.size() - d.omitted_blobs(), human_bytes(d.blob_bytes())));
+  if (d.differential()) {
+    out.result(fmt::format("differential: {} blobs ({}) would be left out, the base has them", d.omitted_blobs(),
+                           human_bytes(d.omitted_bytes())));
+  }
 }
 
 } // namespace
@@ -158,6 +151,8 @@ void add_pack(CLI::App& app, CommandRun& run) {
     bool locked = false;
     std::string lock_file;
     bool no_lock = false;
+    std::vector<std::string> bases;
+    std::vector<std::string> base_pubkeys;
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("pack", "Build a signed bundle from a bundle manifest");
@@ -199,6 +194,14 @@ void add_pack(CLI::App& app, CommandRun& run) {
                   "The lock file to write (or, with --locked, to read); default MANIFEST.lock.json beside the manifest "
                   "(NAME.lock.json for NAME.yaml)");
   cmd->add_flag("--no-lock", flags->no_lock, "Write no lock file")->excludes(locked);
+  cmd->add_option("--base", flags->bases,
+                  "Differential bundle: leave out every config and layer this base says the isolated side has: a "
+                  "RECEIPT.json from `ferry inventory`, an earlier lock file, or an earlier bundle (.tar.zst or one "
+                  "volume); repeatable, the bases are united (docs/differential.md)")
+      ->allow_extra_args(false);
+  cmd->add_option("--base-pubkey", flags->base_pubkeys,
+                  "Receipts and bundles given with --base must be signed by this key (repeatable)")
+      ->allow_extra_args(false);
   cmd->footer("Timestamps come from SOURCE_DATE_EPOCH (default 0): the same inputs give the same bundle bytes.\n"
               "pack writes the lock file (every tag's digest, every chart's version and digest, every file's digest);\n"
               "`ferry pack --locked` packs exactly that again, to the byte.");
@@ -217,7 +220,7 @@ void add_pack(CLI::App& app, CommandRun& run) {
                           .key = flags->key,
                           .passphrase = read_passphrase(flags->passphrase_file),
                           .compression_level = flags->level,
-                          .source_date_epoch = source_date_epoch(),
+                          .source_date_epoch = source_date_epoch_env().value_or(0),
                           .tool_version = ferry_version(),
                           .pull = {},
                           .platforms = {},
@@ -233,6 +236,11 @@ void add_pack(CLI::App& app, CommandRun& run) {
       options.locked = flags->locked;
       options.lock_file = flags->lock_file;
       options.write_lock = !flags->no_lock;
+      options.bases = {flags->bases.begin(), flags->bases.end()};
+      options.base_pubkeys = {flags->base_pubkeys.begin(), flags->base_pubkeys.end()};
+      if (options.bases.empty() && !options.base_pubkeys.empty()) {
+        throw core::UsageError("--base-pubkey without --base", "give the receipt, lock or bundle to pack against with --base");
+      }
       options.pull.client = client_options(flags->registry);
       options.pull.jobs = flags->registry.jobs;
       for (const auto& m : flags->mirrors) options.pull.mirrors.push_back(Mirror::parse(m));
@@ -291,6 +299,11 @@ void add_pack(CLI::App& app, CommandRun& run) {
       out.result(fmt::format("wrote {}", r.checksum_path.string()));
       if (!r.lock_path.empty()) out.result(fmt::format("wrote {}", r.lock_path.string()));
       if (flags->locked) out.result("packed as locked: every image, chart and file as the lock file records");
+      if (d.differential()) {
+        for (const auto& b : d.bases) out.result("base: " + bundle::base_text(b));
+        out.result(fmt::format("differential: {} blobs ({}) left out, the base has them; push checks that the target does",
+                               d.omitted_blobs(), human_bytes(d.omitted_bytes())));
+      }
       const PullStats& pulled = r.registry_blobs;
       if (pulled.fetched_blobs + pulled.reused_blobs > 0) {
         out.result(fmt::format("registry blobs: {} downloaded ({}){}", pulled.fetched_blobs,
@@ -300,9 +313,11 @@ void add_pack(CLI::App& app, CommandRun& run) {
                                                              r.cache.string(), human_bytes(pulled.reused_bytes))));
       }
       out.result(fmt::format("{} images, {} charts, {} files; {} blobs, {} of content{}; signed by {} key {}",
-                             d.images.size(), d.charts.size(), d.files.size(), d.blobs.size(), human_bytes(d.blob_bytes()),
-                             d.unshared_bytes() > d.blob_bytes()
-                                 ? fmt::format(" ({} saved by sharing)", human_bytes(d.unshared_bytes() - d.blob_bytes()))
+                             d.images.size(), d.charts.size(), d.files.size(), d.blobs.size() - d.omitted_blobs(),
+                             human_bytes(d.blob_bytes()),
+                             d.unshared_bytes() > d.blob_bytes() + d.omitted_bytes()
+                                 ? fmt::format(" ({} saved by sharing)",
+                                               human_bytes(d.unshared_bytes() - d.blob_bytes() - d.omitted_bytes()))
                                  : std::string(),
                              d.signer->algorithm, d.signer->key_id));
     };

@@ -80,7 +80,8 @@ nlohmann::json push_json(const PushResult& r) {
           {"artifacts", artifacts},
           {"waiting", waiting},
           {"volumes", given_files_json(r.files)},
-          {"staging", {{"dir", r.staging.string()}, {"stagedBytes", r.staged_bytes}, {"joinedBlobs", r.joined_blobs}}}};
+          {"staging", {{"dir", r.staging.string()}, {"stagedBytes", r.staged_bytes}, {"joinedBlobs", r.joined_blobs}}},
+          {"omitted", {{"blobs", r.omitted_blobs}, {"mounted", r.omitted_mounted}}}};
 }
 
 void print_push(const PushResult& r, const std::string& bundle, const std::string& target, Output& out) {
@@ -90,6 +91,11 @@ void print_push(const PushResult& r, const std::string& bundle, const std::strin
   out.result(fmt::format("blobs      {} {} ({}), {} already there ({}), {} mounted", verb, r.blobs_uploaded,
                          human_bytes(r.bytes_uploaded), r.blobs_present, human_bytes(r.bytes_present), r.blobs_mounted));
   out.result(fmt::format("manifests  {} {}, {} already there", verb, r.manifests_pushed, r.manifests_present));
+  if (r.omitted_blobs > 0) {
+    out.result(fmt::format("omitted    {} blob{} the base has: all in the target ({} {} from other repositories)",
+                           r.omitted_blobs, r.omitted_blobs == 1 ? "" : "s", r.omitted_mounted,
+                           r.dry_run ? "would be mounted" : "mounted"));
+  }
   for (const auto& a : r.artifacts) out.result(fmt::format("  {:<6} {}", a.kind, a.target));
   print_given_files(out, r.files, "read");
   if (r.joined_blobs > 0) {

@@ -48,6 +48,11 @@ void add_verify(CLI::App& app, CommandRun& run) {
       out.result(fmt::format("entries    {} checked, {} ({} images, {} charts, {} files)", r.stats.entries,
                              human_bytes(r.stats.bytes), r.descriptor.images.size(), r.descriptor.charts.size(),
                              r.descriptor.files.size()));
+      if (r.descriptor.differential()) {
+        out.result(fmt::format("omitted    {} blobs ({}) not in the bundle: its base has them, `ferry push` checks the "
+                               "target does",
+                               r.descriptor.omitted_blobs(), human_bytes(r.descriptor.omitted_bytes())));
+      }
     };
   });
 }
