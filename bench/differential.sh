@@ -21,6 +21,7 @@
 # SPDX-License-Identifier: Apache-2.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 gib=${1:-1}
 images=${IMAGES:-8}
 build=${BUILD_DIR:-build}
@@ -37,57 +38,14 @@ own_mib=$(( (total_mib - base_mib) / images ))
 
 rm -rf "$work" && mkdir -p "$work"
 tgt_pid=""
-stop_registry() { # PID
-  [ -n "$1" ] || return 0
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 cleanup() { stop_registry "$tgt_pid"; rm -rf "$work"; }
 trap cleanup EXIT
 export XDG_CACHE_HOME="$work/cache" XDG_STATE_HOME="$work/state"
 
-need_kib=$(awk -v m="$total_mib" 'BEGIN { printf "%d", m * 1024 * 4.5 }')
-free_kib=$(df -Pk "$work" | awk 'NR == 2 { print $4 }')
-if (( free_kib < need_kib )); then
-  echo "not enough free disk in $work: $(( free_kib / 1024 )) MiB free, about $(( need_kib / 1024 )) MiB needed" >&2
-  exit 1
-fi
+require_free "$total_mib" 4.5
 
-step() { echo "-- $*" >&2; }
 
-# start_registry NAME: a plain-HTTP docker-registry on a free 127.0.0.1 port; sets PORT
-# and REGISTRY_PID.
-start_registry() {
-  local name=$1 code
-  local dir="$work/$name"
-  mkdir -p "$dir/data"
-  for _ in 1 2 3 4 5; do
-    PORT=$(shuf -i 20000-45000 -n 1)
-    cat > "$dir/config.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $dir/data}}
-http:
-  addr: 127.0.0.1:$PORT
-YAML
-    docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
-    REGISTRY_PID=$!
-    for _ in $(seq 50); do
-      code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" || true)
-      if [ "$code" = 200 ]; then return; fi
-      kill -0 "$REGISTRY_PID" 2>/dev/null || break  # exited: port taken, try another
-      sleep 0.1
-    done
-    stop_registry "$REGISTRY_PID"
-  done
-  echo "cannot start the $name registry; its log:" >&2; cat "$dir/log" >&2; exit 1
-}
 
-# add_blob DIR FILE: moves FILE into DIR's blob store; sets DIGEST (hex) and SIZE.
-add_blob() {
-  DIGEST=$(sha256sum "$2" | cut -c1-64); SIZE=$(stat -c %s "$2")
-  mv "$2" "$1/blobs/sha256/$DIGEST"
-}
 gz=application/vnd.oci.image.layer.v1.tar+gzip
 # layer DIR MIB: a new incompressible layer; sets LAYER_JSON.
 layer() {
@@ -128,8 +86,6 @@ manifest 1 img0 > "$work/v1.yaml"
 manifest 2 img0-2 > "$work/v2.yaml"
 "$ferry" keygen --out "$work/key" > /dev/null
 
-seconds() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", (e - s) / 1e9 }'; }
-now() { date +%s%N; }
 # run CMD...: ferry CMD, quiet; sets ELAPSED (s); on failure prints its output and stops.
 run() {
   local t0 t1 rc=0

@@ -24,6 +24,7 @@
 # SPDX-License-Identifier: Apache-2.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 gib=${1:-2}
 images=${IMAGES:-10}
 build=${BUILD_DIR:-build}
@@ -40,50 +41,12 @@ own_mib=$(( (total_mib - base_mib) / images ))
 
 rm -rf "$work" && mkdir -p "$work"
 src_pid="" tgt_pid=""
-stop_registry() { # PID
-  [ -n "$1" ] || return 0
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 cleanup() { stop_registry "$src_pid"; stop_registry "$tgt_pid"; rm -rf "$work"; }
 trap cleanup EXIT
 
-need_kib=$(awk -v m="$total_mib" 'BEGIN { printf "%d", m * 1024 * 4.5 }')
-free_kib=$(df -Pk "$work" | awk 'NR == 2 { print $4 }')
-if (( free_kib < need_kib )); then
-  echo "not enough free disk in $work: $(( free_kib / 1024 )) MiB free, about $(( need_kib / 1024 )) MiB needed" >&2
-  exit 1
-fi
+require_free "$total_mib" 4.5
 
-step() { echo "-- $*" >&2; }
 
-# start_registry NAME: a plain-HTTP docker-registry on a free 127.0.0.1 port; sets PORT
-# and REGISTRY_PID.
-start_registry() {
-  local name=$1 code
-  local dir="$work/$name"
-  mkdir -p "$dir/data"
-  for _ in 1 2 3 4 5; do
-    PORT=$(shuf -i 20000-45000 -n 1)
-    cat > "$dir/config.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $dir/data}}
-http:
-  addr: 127.0.0.1:$PORT
-YAML
-    docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
-    REGISTRY_PID=$!
-    for _ in $(seq 50); do
-      code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" || true)
-      if [ "$code" = 200 ]; then return; fi
-      kill -0 "$REGISTRY_PID" 2>/dev/null || break  # exited: port taken, try another
-      sleep 0.1
-    done
-    stop_registry "$REGISTRY_PID"
-  done
-  echo "cannot start the $name registry; its log:" >&2; cat "$dir/log" >&2; exit 1
-}
 
 # gzip_stream: stdin -> a gzip stream of stored blocks (fast; no compression attempted).
 gzip_stream() {
@@ -101,11 +64,6 @@ sys.stdout.buffer.write(c.flush())'
   fi
 }
 
-# add_blob DIR FILE: moves FILE into DIR's blob store; sets DIGEST (hex) and SIZE.
-add_blob() {
-  DIGEST=$(sha256sum "$2" | cut -c1-64); SIZE=$(stat -c %s "$2")
-  mv "$2" "$1/blobs/sha256/$DIGEST"
-}
 
 # make_layout DIR: the OCI layout of the images img0..img(N-1); records each image's
 # manifest digest in $work/digests.
@@ -139,8 +97,6 @@ drop_caches() {
   sync
   if { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null; then caches="dropped before each measured step"; fi
 }
-seconds() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", (e - s) / 1e9 }'; }
-now() { date +%s%N; }
 sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) s += ARGV[i]; printf "%.2f", s }' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # verdict VALUE ge|lt LIMIT: "met" or "NOT met".

@@ -205,23 +205,12 @@ private:
       if (!b.omitted && is_manifest_type(b.media_type)) ++manifests;
     }
     std::map<core::Digest, std::string> bytes;
-    class Capture final : public bundle::EntrySink {
-    public:
-      Capture(std::map<core::Digest, std::string>& into, core::Digest digest) : m_into(into), m_digest(digest) {}
-      void write(const char* data, std::size_t size) override { m_bytes.append(data, size); }
-      void commit() override { m_into[m_digest] = std::move(m_bytes); }
-
-    private:
-      std::map<core::Digest, std::string>& m_into;
-      core::Digest m_digest;
-      std::string m_bytes;
-    };
     core::NullProgress quiet;
     core::with_context("reading the manifests of base bundle " + display, [&] {
       reader.read_entries(
           [&](const bundle::StreamEntry& entry) -> std::unique_ptr<bundle::EntrySink> {
             if (!is_manifest_type(entry.media_type)) return nullptr;
-            return std::make_unique<Capture>(bytes, entry.digest);
+            return std::make_unique<bundle::CollectSink>(bytes, entry.digest);
           },
           quiet, [&] { return bytes.size() == manifests; });
     });

@@ -40,18 +40,6 @@ bool is_manifest_type(const std::string& media_type) {
   return oci::media_type::is_index(media_type) || oci::media_type::is_manifest(media_type);
 }
 
-// Collects a manifest's bytes; hands them over once the reader verified them.
-class ManifestSink final : public bundle::EntrySink {
-public:
-  ManifestSink(std::map<core::Digest, std::string>& into, core::Digest digest) : m_into(into), m_digest(digest) {}
-  void write(const char* data, std::size_t size) override { m_bytes.append(data, size); }
-  void commit() override { m_into[m_digest] = std::move(m_bytes); }
-
-private:
-  std::map<core::Digest, std::string>& m_into;
-  core::Digest m_digest;
-  std::string m_bytes;
-};
 
 // One blob upload running on its own thread, fed through a bounded pipe.
 struct Upload {
@@ -346,7 +334,7 @@ public:
     if (entry.media_type.empty()) return nullptr; // oci-layout, index.json: verify only
     if (is_manifest_type(entry.media_type)) {
       if (m_manifests.count(entry.digest)) return nullptr; // every volume repeats them
-      return std::make_unique<ManifestSink>(m_manifests, entry.digest);
+      return std::make_unique<bundle::CollectSink>(m_manifests, entry.digest);
     }
     if (!m_checked) check_presence(); // the first blob: every manifest is known now
     const core::Digest blob = entry.piece ? entry.piece->blob : entry.digest;

@@ -62,6 +62,21 @@ public:
 
 using EntryTarget = std::function<std::unique_ptr<EntrySink>(const StreamEntry&)>;
 
+// Collects an entry's bytes (a manifest: small) and hands them to `into[digest]` once the
+// reader verified them.
+class CollectSink final : public EntrySink {
+public:
+  CollectSink(std::map<core::Digest, std::string>& into, core::Digest digest) : m_into(into), m_digest(digest) {}
+  void write(const char* data, std::size_t size) override { m_bytes.append(data, size); }
+  using EntrySink::write;
+  void commit() override { m_into[m_digest] = std::move(m_bytes); }
+
+private:
+  std::map<core::Digest, std::string>& m_into;
+  core::Digest m_digest;
+  std::string m_bytes;
+};
+
 struct StreamStats {
   std::uint64_t entries = 0;
   std::uint64_t bytes = 0; // uncompressed entry bytes verified

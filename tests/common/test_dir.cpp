@@ -54,6 +54,19 @@ std::string read_file(const fs::path& path) {
   return s.str();
 }
 
+std::string noise(std::size_t size, std::uint64_t seed) {
+  std::string out(size, '\0');
+  std::uint64_t state = seed * 0x9e3779b97f4a7c15u + 1;
+  for (std::size_t i = 0; i < size; i += 8) {
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    std::uint64_t word = state * 0x2545f4914f6cdd1du;
+    for (std::size_t j = i; j < i + 8 && j < size; ++j, word >>= 8) out[j] = static_cast<char>(word & 0xffu);
+  }
+  return out;
+}
+
 bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 
 bool have_tool(const std::string& name) {

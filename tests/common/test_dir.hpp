@@ -3,6 +3,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -33,6 +35,10 @@ private:
 void write_file(const std::filesystem::path& path, std::string_view bytes);
 // The whole content of `path`; throws std::runtime_error when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
+
+// `size` bytes no compressor shrinks (xorshift64*), the same for the same seed: layers
+// that keep their size in a bundle.
+std::string noise(std::size_t size, std::uint64_t seed);
 
 // Whether `part` occurs in `text` (for checking messages).
 bool contains(std::string_view text, std::string_view part);

@@ -128,21 +128,6 @@ RunResult run_trusted(std::vector<std::string> args, const Workspace& ws) {
   return run_ferry(args);
 }
 
-// The `image:` fields of rendered manifests (an independent reading: line by line).
-std::vector<std::string> helm_images(const std::string& manifests) {
-  static const std::regex k_image_line(R"(^\s*(?:-\s+)?image:\s*(\S+)\s*$)");
-  std::vector<std::string> out;
-  std::istringstream in(manifests);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (!std::regex_match(line, m, k_image_line)) continue;
-    std::string value = m[1];
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'')) value = value.substr(1, value.size() - 2);
-    out.push_back(value);
-  }
-  return out;
-}
 
 const json* find_image(const json& release, const std::string& container) {
   for (const auto& i : release["images"]) {
@@ -266,7 +251,7 @@ TEST_CASE("ferry values writes one overlay per release; with them ferry check pa
     std::vector<std::string> argv = {"helm", "template", release, (dir / chart).string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.insert(argv.end(), {"-f", (out / (release + ".yaml")).string()});
-    const auto images = helm_images(must(argv));
+    const auto images = image_lines(must(argv));
     CHECK(images.size() == (release == "studio" ? 5u : 3u));
     for (const auto& image : images) CHECK_MESSAGE(image.rfind(k_prefix, 0) == 0, image);
   }

@@ -17,6 +17,7 @@
 
 namespace fs = std::filesystem;
 using namespace ferry::itest;
+using ferry::test::noise;
 using ferry::test::RegistryServer;
 using nlohmann::json;
 using Strings = std::vector<std::string>;
@@ -30,19 +31,6 @@ constexpr int k_registry = 4;
 const std::string k_prefix = "site";
 constexpr std::size_t k_new_layer = 2u << 20; // the change: a 2 MiB layer on top of web
 
-// Bytes no compressor shrinks (xorshift64*), so layers keep their size in the bundle.
-std::string noise(std::size_t size, std::uint64_t seed) {
-  std::string out(size, '\0');
-  std::uint64_t state = seed * 0x9e3779b97f4a7c15u + 1;
-  for (std::size_t i = 0; i < size; i += 8) {
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    std::uint64_t word = state * 0x2545f4914f6cdd1du;
-    for (std::size_t j = i; j < i + 8 && j < size; ++j, word >>= 8) out[j] = static_cast<char>(word & 0xffu);
-  }
-  return out;
-}
 
 Strings concat(Strings a, const Strings& b) {
   a.insert(a.end(), b.begin(), b.end());

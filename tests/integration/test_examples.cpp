@@ -58,21 +58,6 @@ Strings manifest_images(const std::string& manifest) {
 // quay.io/minio/aistor/minio:T -> minio/aistor/minio:T (the path ferry push keeps).
 std::string source_path(const std::string& ref) { return ref.substr(ref.find('/') + 1); }
 
-// The `image:` fields of rendered manifests, line by line.
-Strings rendered_images(const std::string& manifests) {
-  static const std::regex k_image_line(R"(^\s*(?:-\s+)?image:\s*(\S+)\s*$)");
-  Strings out;
-  std::istringstream in(manifests);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (!std::regex_match(line, m, k_image_line)) continue;
-    std::string value = m[1];
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'')) value = value.substr(1, value.size() - 2);
-    out.push_back(value);
-  }
-  return out;
-}
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
   for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
@@ -190,7 +175,7 @@ Strings helm_template(const std::string& release, const fs::path& chart, const s
   Strings argv = {"helm", "template", release, chart.string()};
   for (const auto& v : values) argv.insert(argv.end(), {"-f", v.string()});
   argv.insert(argv.end(), extra.begin(), extra.end());
-  return rendered_images(must(argv));
+  return image_lines(must(argv));
 }
 
 // Every rendered image is under the internal registry and readable there by skopeo.

@@ -27,26 +27,11 @@ fs::path chart_dir(const std::string& name) {
   return fs::path(data) / "values" / "charts" / name;
 }
 
-// The `image:` fields of rendered manifests, unquoted, in order.
-std::vector<std::string> rendered_images(const std::string& manifests) {
-  static const std::regex k_image_line(R"(^\s*(?:-\s+)?image:\s*(\S+)\s*$)");
-  std::vector<std::string> out;
-  std::istringstream in(manifests);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (!std::regex_match(line, m, k_image_line)) continue;
-    std::string value = m[1];
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'')) value = value.substr(1, value.size() - 2);
-    out.push_back(value);
-  }
-  return out;
-}
 
 std::vector<std::string> render(const fs::path& chart, const std::vector<std::string>& extra = {}) {
   std::vector<std::string> argv = {"helm", "template", "rel", chart.string()};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  return rendered_images(must(argv));
+  return image_lines(must(argv));
 }
 
 // Runs `ferry values` for `chart`, renders with the overlay, returns the rendered images.

@@ -17,6 +17,7 @@
 
 namespace fs = std::filesystem;
 using namespace ferry::itest;
+using ferry::test::noise;
 using ferry::test::RegistryServer;
 using nlohmann::json;
 
@@ -27,19 +28,6 @@ constexpr std::uint64_t k_limit = 20ull << 20; // --split 20M
 constexpr std::size_t k_big_layer = 50'000'000; // spans volumes
 const std::string k_prefix = "mirror";
 
-// Bytes no compressor shrinks (xorshift64*), so the layers keep their size in the bundle.
-std::string noise(std::size_t size, std::uint64_t seed) {
-  std::string out(size, '\0');
-  std::uint64_t state = seed * 0x9e3779b97f4a7c15u + 1;
-  for (std::size_t i = 0; i < size; i += 8) {
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    std::uint64_t word = state * 0x2545f4914f6cdd1du;
-    for (std::size_t j = i; j < i + 8 && j < size; ++j, word >>= 8) out[j] = static_cast<char>(word & 0xffu);
-  }
-  return out;
-}
 
 // An image or chart as it must appear in the target.
 struct Artifact {

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
+#include <regex>
+#include <sstream>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -364,6 +366,21 @@ Fixtures make_fixtures(const fs::path& dir) {
                          "    namespace: demo\n"
                          "    chart: demo\n");
   return f;
+}
+
+std::vector<std::string> image_lines(const std::string& manifests) {
+  static const std::regex k_image_line(R"(^\s*(?:-\s+)?image:\s*(\S+)\s*$)");
+  std::vector<std::string> out;
+  std::istringstream in(manifests);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_match(line, m, k_image_line)) continue;
+    std::string value = m[1];
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'')) value = value.substr(1, value.size() - 2);
+    out.push_back(value);
+  }
+  return out;
 }
 
 } // namespace ferry::itest

@@ -62,6 +62,11 @@ private:
   RunResult m_result;
 };
 
+// The `image:` fields of rendered manifests (`helm template` output), read line by line
+// with a regular expression: an independent reading, not ferry's YAML parser. Quotes
+// around a value are taken off.
+std::vector<std::string> image_lines(const std::string& manifests);
+
 // Every tool must be on PATH. Otherwise the whole test program stops with exit 77
 // (meson's SKIP) after printing which tool is missing, unless FERRY_REQUIRE_INTEGRATION=1
 // (CI), where a missing tool fails.
