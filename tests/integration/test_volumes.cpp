@@ -13,6 +13,8 @@
 #include <fstream>
 #include <functional>
 #include <thread>
+
+#include <unistd.h>
 #include <memory>
 
 namespace fs = std::filesystem;
@@ -404,6 +406,47 @@ TEST_CASE("a volume push killed with SIGKILL at any point is completed by pushin
   }
   // A fast machine may finish a push before its kill point; most must be interrupted.
   CHECK(interrupted >= 2);
+}
+
+TEST_CASE("push refuses before reading a volume when its pieces cannot be staged, with the numbers") {
+  require_tools(k_tools);
+  const Fixture& f = fixture();
+  const json descriptor = json::parse(descriptor_of(f.volumes.front()));
+  std::size_t piece_volume = 0;
+  std::uint64_t piece_size = 0;
+  for (const auto& blob : descriptor["blobs"]) {
+    if (!blob.contains("pieces")) continue;
+    piece_volume = blob["pieces"][0]["volume"].get<std::size_t>();
+    piece_size = blob["pieces"][0]["size"].get<std::uint64_t>();
+  }
+  REQUIRE(piece_size > (4u << 20));
+  RegistryServer target;
+  const TestDir scratch;
+  const fs::path mnt = scratch / "small";
+  fs::create_directories(mnt);
+  // The state directory (where pieces wait) on a 4 MiB tmpfs in a private mount namespace.
+  const char* bin = std::getenv("FERRY_BIN");
+  REQUIRE_MESSAGE(bin, "FERRY_BIN is not set (run the tests with `meson test`)");
+  std::vector<std::string> argv = ::geteuid() == 0 ? std::vector<std::string>{"unshare", "-m"}
+                                                   : std::vector<std::string>{"unshare", "-r", "-m"};
+  argv.insert(argv.end(), {"sh", "-c", "mount -t tmpfs -o size=4m tmpfs \"$1\" || exit 90; shift; exec \"$@\"", "sh",
+                           mnt.string(), bin, "push", f.volumes[piece_volume].string(), "--registry",
+                           target.host() + "/" + k_prefix, "--pubkey", f.pub.string(), "--plain-http", "--state-dir",
+                           (mnt / "state").string(), "--partial"});
+  const RunResult r = run(argv);
+  if (r.exit_code == 90) {
+    const char* required = std::getenv("FERRY_REQUIRE_INTEGRATION");
+    const std::string why = "cannot mount a tmpfs: " + r.err;
+    REQUIRE_MESSAGE(!(required && std::string(required) == "1"), why);
+    MESSAGE("SKIPPED: cannot mount a tmpfs in a private mount namespace: " << r.err);
+    return;
+  }
+  INFO(r.out, r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(contains(r.err, "staging the pieces of blobs larger than a volume needs " + std::to_string(piece_size) + " bytes"));
+  CHECK(contains(r.err, "--state-dir"));
+  // Refused before anything was uploaded.
+  CHECK_FALSE(fs::exists(target.dir() / "storage/docker/registry/v2/blobs"));
 }
 
 TEST_CASE("pushing all volumes in one command completes every image") {
