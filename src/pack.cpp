@@ -774,6 +774,14 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
     result.descriptor = std::move(descriptor);
     return result;
   }
+  // A blob of the work store is not read again once written: removed at once, its pages
+  // never need writing back (the store would otherwise compete with the output for the
+  // disk). The cache keeps its blobs for the next pack.
+  auto drop_written = [&](const fs::path& file, const core::Digest& digest) {
+    if (file != store.path(digest)) return;
+    std::error_code ignored;
+    fs::remove(file, ignored);
+  };
   if (options.split) {
     // Volumes: the plan is signed inside ferry.json before the first byte is written and
     // needs the bytes of blobs larger than a volume (their pieces are hashed), so every
@@ -805,12 +813,8 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
          .index_json = index_json},
         [&](std::string_view json) { return core::base64_encode(key->sign(json)); },
         [&](const core::Digest& digest) {
-          // As for one file: a blob of the work store is not read again once written.
           const auto it = sources.find(digest);
-          if (it != sources.end() && it->second.file == store.path(digest)) {
-            std::error_code ignored;
-            fs::remove(it->second.file, ignored);
-          }
+          if (it != sources.end()) drop_written(it->second.file, digest);
         },
         log, progress);
     result.volumes = written.volumes;
@@ -885,13 +889,7 @@ PackResult pack_bundle(const PackOptions& options, const std::optional<LockFile>
           }
         }
       });
-      // A blob in the work store is not read again: removed now, its pages never need
-      // writing back (the store would otherwise compete with the output for the disk).
-      // The cache keeps its blobs for the next pack.
-      if (b->ref.file == store.path(d.digest)) {
-        std::error_code ignored;
-        fs::remove(b->ref.file, ignored);
-      }
+      drop_written(b->ref.file, d.digest);
       done += d.size;
       progress.progress({"pack", d.digest.str(), done, total});
     }
