@@ -102,39 +102,20 @@ void print_bundle(Output& out, const bundle::BundleDescriptor& d, const bundle::
 }
 
 json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck& s, std::uint64_t bundle_size) {
-  json images = json::array();
-  for (const auto& i : d.images) {
-    json o = {{"ref", i.ref}, {"source", i.source}, {"digest", i.digest.str()}, {"mediaType", i.media_type},
-              {"platforms", i.platforms}, {"size", i.size}};
-    if (i.source_digest) o["sourceDigest"] = i.source_digest->str();
-    if (!i.found_by.empty()) {
-      json found = json::array();
-      for (const auto& f : i.found_by) {
-        found.push_back({{"chart", f.chart}, {"method", f.method}, {"where", f.where}, {"release", f.release}});
-      }
-      o["foundBy"] = std::move(found);
+  // Images and charts as ferry.json writes them (one serialisation), with the optional
+  // members every report shows filled in: an empty release of foundBy, an empty list of
+  // vendored dependencies.
+  json signed_form = json::parse(bundle::to_json(d));
+  json images = std::move(signed_form["images"]);
+  for (auto& image : images) {
+    if (!image.contains("foundBy")) continue;
+    for (auto& f : image["foundBy"]) {
+      if (!f.contains("release")) f["release"] = "";
     }
-    images.push_back(std::move(o));
   }
-  json charts = json::array();
-  for (const auto& c : d.charts) {
-    json o = {{"name", c.name},
-              {"version", c.version},
-              {"ref", c.ref},
-              {"source", c.source},
-              {"digest", c.digest.str()},
-              {"archiveDigest", c.archive_digest.str()},
-              {"size", c.size},
-              {"images", c.images}};
-    if (!c.source_url.empty()) o["sourceUrl"] = c.source_url;
-    if (c.upstream_digest) o["upstreamDigest"] = c.upstream_digest->str();
-    json dependencies = json::array();
-    for (const auto& dep : c.dependencies) {
-      dependencies.push_back(
-          {{"name", dep.name}, {"version", dep.version}, {"source", dep.source}, {"digest", dep.digest.str()}});
-    }
-    o["dependencies"] = std::move(dependencies);
-    charts.push_back(std::move(o));
+  json charts = std::move(signed_form["charts"]);
+  for (auto& chart : charts) {
+    if (!chart.contains("dependencies")) chart["dependencies"] = json::array();
   }
   json files = json::array();
   for (const auto& f : d.files) {
