@@ -6,6 +6,7 @@
 // `helm upgrade` (and its mode) while ferry runs, so the files' contents can be checked
 // after ferry removed them.
 // SPDX-License-Identifier: Apache-2.0
+#include "common/standin_calls.hpp"
 #include "common/registry_fixture.hpp"
 #include "support/harness.hpp"
 
@@ -39,12 +40,7 @@ fs::path example_chart(const std::string& name) {
 }
 
 // One recorded stand-in call.
-struct Call {
-  std::string tool;
-  Strings argv;
-  std::string stdin_text;
-  std::string line;
-};
+using Call = ferry::test::StandinCall;
 
 // A bundle like manifests/aistor.yaml from local images, the internal registry, and the
 // stand-ins, all in one test directory.
@@ -149,30 +145,8 @@ public:
                             .input = input});
   }
 
-  std::vector<Call> calls() const {
-    std::vector<Call> out;
-    const fs::path file = m_dir / "calls.jsonl";
-    if (!fs::exists(file)) return out;
-    const std::string text = read_file(file);
-    std::size_t start = 0;
-    while (start < text.size()) {
-      const std::size_t end = text.find('\n', start);
-      const json j = json::parse(text.substr(start, end - start));
-      Call c{j.at("tool").get<std::string>(), j.at("argv").get<Strings>(), j.at("stdin").get<std::string>(), ""};
-      c.line = c.tool;
-      for (const auto& a : c.argv) c.line += " " + a;
-      out.push_back(std::move(c));
-      start = end + 1;
-    }
-    return out;
-  }
-  std::vector<Call> calls_of(const std::string& prefix) const {
-    std::vector<Call> out;
-    for (auto& c : calls()) {
-      if (c.line.rfind(prefix, 0) == 0) out.push_back(c);
-    }
-    return out;
-  }
+  std::vector<Call> calls() const { return ferry::test::read_standin_calls(m_dir / "calls.jsonl"); }
+  std::vector<Call> calls_of(const std::string& prefix) const { return ferry::test::calls_starting(calls(), prefix); }
   void forget_calls() const { fs::remove(m_dir / "calls.jsonl"); }
 
   // The -f files helm upgrade of `release` got, in order: {content, mode, path}.

@@ -1,6 +1,7 @@
 // Tests for the upgrade stage, against the helm/kubectl stand-ins of tests/data/standin
 // (no Kubernetes API server runs here): they record every call and answer from rules.
 // SPDX-License-Identifier: Apache-2.0
+#include "common/standin_calls.hpp"
 #include "core/encoding.hpp"
 #include "core/error.hpp"
 #include "support/test_support.hpp"
@@ -38,12 +39,7 @@ using ferry::test::ScopedEnv;
 namespace {
 
 // One call a stand-in recorded.
-struct Call {
-  std::string tool;
-  Strings argv;
-  std::string stdin_text;
-  std::string line; // "tool arg1 arg2 …"
-};
+using Call = ferry::test::StandinCall;
 
 const Strings k_helm_kube = {"--kubeconfig", "/site/kube config", "--kube-context", "prod"};
 const Strings k_kubectl_kube = {"--kubeconfig", "/site/kube config", "--context", "prod"};
@@ -129,30 +125,9 @@ public:
          json{{"name", name}, {"version", revision}, {"info", {{"status", "deployed"}}}}.dump());
   }
 
-  std::vector<Call> calls() const {
-    std::vector<Call> out;
-    if (!fs::exists(m_calls)) return out;
-    const std::string text = ferry::test::read_file(m_calls);
-    std::size_t start = 0;
-    while (start < text.size()) {
-      const std::size_t end = text.find('\n', start);
-      const json j = json::parse(text.substr(start, end - start));
-      Call c{j.at("tool").get<std::string>(), j.at("argv").get<Strings>(), j.at("stdin").get<std::string>(), ""};
-      c.line = c.tool;
-      for (const auto& a : c.argv) c.line += " " + a;
-      out.push_back(std::move(c));
-      start = end + 1;
-    }
-    return out;
-  }
+  std::vector<Call> calls() const { return ferry::test::read_standin_calls(m_calls); }
   // The calls whose line starts with `prefix` ("helm upgrade").
-  std::vector<Call> calls_of(const std::string& prefix) const {
-    std::vector<Call> out;
-    for (auto& c : calls()) {
-      if (c.line.rfind(prefix, 0) == 0) out.push_back(c);
-    }
-    return out;
-  }
+  std::vector<Call> calls_of(const std::string& prefix) const { return ferry::test::calls_starting(calls(), prefix); }
   // Index of the first call whose line starts with `prefix`, or -1.
   int index_of(const std::string& prefix) const {
     const auto all = calls();
