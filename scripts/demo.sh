@@ -38,7 +38,8 @@ start_registry() {
     printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$dir/san.ext"
     openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 1 \
       -extfile "$dir/san.ext" -out "$dir/server.pem" 2>/dev/null
-    htpasswd -Bbn demo demo-password > "$dir/htpasswd" 2>/dev/null
+    # The password goes in on standard input: never on a command line (ps shows those).
+    printf '%s\n' demo-password | htpasswd -Bin demo > "$dir/htpasswd" 2>/dev/null
     tls_config="  tls: {certificate: $dir/server.pem, key: $dir/server.key}
 auth:
   htpasswd: {realm: ferry-demo, path: $dir/htpasswd}"
@@ -107,13 +108,17 @@ step "ferry inspect"
 step "ferry push into the internal registry (TLS, basic auth), then again: nothing left to move"
 echo demo-password | "$ferry" push "$work/example-1.0.0.tar.zst" --registry "$internal_host/mirror" \
   --pubkey "$work/release.pub" --ca-file "$work/internal/ca.pem" --username demo --password-stdin --state-dir "$work/state"
-echo demo-password | "$ferry" push "$work/example-1.0.0.tar.zst" --registry "$internal_host/mirror" \
-  --pubkey "$work/release.pub" --ca-file "$work/internal/ca.pem" --username demo --password-stdin --state-dir "$work/state" -q
+(umask 077 && echo demo-password > "$work/registry-password")  # or a file only its owner may read
+"$ferry" push "$work/example-1.0.0.tar.zst" --registry "$internal_host/mirror" --pubkey "$work/release.pub" \
+  --ca-file "$work/internal/ca.pem" --username demo --password-file "$work/registry-password" --state-dir "$work/state" -q
 
 step "reading the pushed images back with skopeo (not ferry)"
 mkdir -p "$work/certs" && cp "$work/internal/ca.pem" "$work/certs/ca.crt"
+# skopeo's credentials in an auth file (0600), not in --creds on its command line.
+(umask 077 && printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$internal_host" \
+  "$(printf %s demo:demo-password | base64 -w0)" > "$work/auth.json")
 for ref in mirror/shop/web:1.0 mirror/shop/api:1.0 mirror/charts/hello:0.1.0; do
-  digest=$(skopeo inspect --raw --cert-dir "$work/certs" --creds demo:demo-password "docker://$internal_host/$ref" | sha256sum | cut -c1-64)
+  digest=$(skopeo inspect --raw --cert-dir "$work/certs" --authfile "$work/auth.json" "docker://$internal_host/$ref" | sha256sum | cut -c1-64)
   echo "$internal_host/$ref  sha256:$digest"
 done
 
@@ -202,7 +207,7 @@ done
 } | sed -n 's/^ *\(- \)\{0,1\}image: *"\{0,1\}\([^"]*\)"\{0,1\}$/\2/p' | sort -u > "$work/rendered-images.txt"
 while read -r image; do
   case $image in "$internal_host/mirror/"*) ;; *) echo "NOT internal: $image" >&2; exit 1 ;; esac
-  skopeo inspect --raw --cert-dir "$work/certs" --creds demo:demo-password "docker://$image" >/dev/null
+  skopeo inspect --raw --cert-dir "$work/certs" --authfile "$work/auth.json" "docker://$image" >/dev/null
   echo "internal and present: $image"
 done < "$work/rendered-images.txt"
 

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/pipe.hpp"
+#include "core/secret.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_types.hpp"
 
@@ -192,7 +193,7 @@ public:
   Journal(const fs::path& file, bool enabled) : m_file(file) {
     if (!enabled) return;
     std::error_code ec;
-    fs::create_directories(file.parent_path(), ec);
+    core::create_private_directories(file.parent_path(), ec); // 0700: the state is the operator's alone
     if (fs::exists(file)) {
       const std::string text = core::read_file(file, 256u << 20);
       for (std::size_t start = 0; start < text.size();) {
@@ -266,7 +267,7 @@ void check_staging_space(const bundle::VolumeSet& set, const fs::path& staging, 
   }
   if (needed == 0) return;
   std::error_code ec;
-  fs::create_directories(staging, ec);
+  core::create_private_directories(staging, ec);
   if (ec) {
     throw core::Error(core::ExitCode::failure, "cannot create " + core::display(staging) + ": " + ec.message(),
                       "give a writable directory with --state-dir");
@@ -555,9 +556,10 @@ private:
       if (m_parsed.count(digest)) continue;
       m_parsed.insert(digest);
       const auto parsed = oci::parse_manifest(bytes, m_media_types[digest], "manifest " + digest.str());
-      auto add = [&](const oci::Descriptor& child) {
-        m_parents[child.digest].insert(digest);
-        m_children[digest].push_back(child.digest);
+      // A named capture: clang before 16 cannot capture a structured binding.
+      auto add = [&, &parent = digest](const oci::Descriptor& child) {
+        m_parents[child.digest].insert(parent);
+        m_children[parent].push_back(child.digest);
       };
       if (const auto* m = std::get_if<oci::ImageManifest>(&parsed)) {
         add(m->config);
@@ -657,7 +659,9 @@ private:
           ++m_result.blobs_mounted;
         } else {
           core::with_context("placing omitted blob " + digest.str() + " in " + repo,
-                             [&] { spread(sources.front(), repo, digest, record->size); });
+                             [&, &blob = digest, blob_size = record->size] {
+                               spread(sources.front(), repo, blob, blob_size);
+                             });
         }
         ++m_result.omitted_mounted;
         m_in_target.insert({repo, digest});
@@ -809,6 +813,10 @@ private:
     m_journal.record("tag " + repo + " " + tag + " " + digest.str());
   }
 
+public:
+  registry::ClientStats transfer_stats() const { return m_client.stats(); }
+
+private:
   const PushOptions& m_options;
   core::LogSink& m_log;
   PushResult& m_result;
@@ -922,6 +930,7 @@ PushResult push_bundle(const PushOptions& options, core::LogSink& log, core::Pro
     result.stats.complete = result.read_whole_bundle;
     pusher.join_pieces();
     pusher.push_manifests();
+    result.transfer = pusher.transfer_stats();
     result.descriptor = set.descriptor;
     result.signature = set.signature;
     if (result.waiting.empty()) {

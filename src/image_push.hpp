@@ -93,6 +93,7 @@ struct PushResult {
   // failed), and how many (repository, blob) pairs were mounted to complete them.
   std::uint64_t omitted_blobs = 0;
   std::uint64_t omitted_mounted = 0;
+  registry::ClientStats transfer; // requests sent to the target and retries among them
 };
 
 // Reads the bundle once: the signature is checked first; each blob is verified while it

@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/process.hpp"
+#include "core/secret.hpp"
 #include "image_push.hpp"
 #include "isolated.hpp"
 #include "releases.hpp"
@@ -347,7 +348,8 @@ UnpackResult unpack_bundle(const UnpackOptions& options, core::LogSink& log, cor
                            "pass the release engineer's key with --pubkey KEY.pub (repeatable); only to accept an "
                            "unverified bundle, pass --insecure-skip-signature");
   }
-  std::string pull_secrets;
+  std::string pull_secrets; // the registry password, in JSON: wiped when unpack ends
+  const core::WipeOnExit wipe_pull_secrets(pull_secrets);
   if (options.create_pull_secrets && options.upgrade) {
     pull_secrets = pull_secret_config(target.host, options.client.credentials);
   }
@@ -483,6 +485,7 @@ UnpackResult unpack_bundle(const UnpackOptions& options, core::LogSink& log, cor
     upgrade.dry_run = options.dry_run;
     upgrade.registry = target.str();
     upgrade.pull_secret_dockerconfigjson = pull_secrets;
+    const core::WipeOnExit wipe_upgrade_secret(upgrade.pull_secret_dockerconfigjson);
     for (std::size_t k = 0; k < loaded.releases.size(); ++k) {
       const ReleaseInputs& inputs = loaded.releases[k];
       const BundleRelease& r = inputs.release;

@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/process.hpp"
+#include "core/secret.hpp"
 #include "image_push.hpp"
 
 #include <nlohmann/json.hpp>
@@ -177,13 +178,13 @@ public:
     }
     const json doc = {{"format", 1}, {"bundle", m_bundle_id}, {"releases", releases}};
     std::error_code ec;
-    fs::create_directories(m_path.parent_path(), ec);
+    core::create_private_directories(m_path.parent_path(), ec);
     if (ec) {
       throw core::Error(core::ExitCode::failure,
                         "cannot create the state directory " + core::display(m_path.parent_path()) + ": " + ec.message(),
                         "give a writable directory with --state-dir");
     }
-    core::write_file_atomic(m_path, doc.dump(2) + "\n");
+    core::write_file_atomic(m_path, doc.dump(2) + "\n", 0600);
   }
 
 private:

@@ -5,9 +5,11 @@
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/io.hpp"
+#include "core/yaml_documents.hpp"
 #include "oci/reference.hpp"
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -147,7 +149,12 @@ public:
   void parse(const std::string& text) {
     std::vector<YAML::Node> docs;
     try {
-      docs = YAML::LoadAll(text);
+      docs = core::load_all_documents(text);
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's parser recurses per level and stops itself at 500; its message
+      // ("bad file") would not say why.
+      throw UsageError(position(e.mark) + "the YAML is nested too deeply (the parser stops at depth " +
+                       std::to_string(e.depth()) + ")", "a bundle manifest needs a few levels");
     } catch (const YAML::Exception& e) {
       throw UsageError(position(e.mark) + "YAML syntax error: " + e.msg);
     }

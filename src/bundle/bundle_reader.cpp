@@ -8,6 +8,8 @@
 #include "oci/manifest.hpp"
 #include "oci/media_types.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <vector>
 
 namespace ferry::bundle {
@@ -168,6 +170,8 @@ void BundleReader::read_head(const TrustedKeys& trusted, SignaturePolicy policy)
   if (m_signature.has_signature) m_head.emplace_back(std::string(k_signature_path), m_signature_text);
   if (m_descriptor.volumes) read_volume_label();
 
+  m_blob_index.clear();
+  for (std::size_t i = 0; i < m_descriptor.blobs.size(); ++i) m_blob_index.emplace(m_descriptor.blobs[i].digest, i);
   for (const VolumeEntry& e : volume_entries(m_descriptor, m_volume ? m_volume->volume : 0)) {
     StreamEntry entry{e.path, e.digest, e.size, e.media_type};
     if (e.is_piece) entry.piece = PieceOf{e.blob->digest, e.blob->size, e.piece, e.blob->pieces.size(), e.offset};
@@ -223,13 +227,67 @@ std::string BundleReader::placed_elsewhere(const std::string& path) const {
 }
 
 void BundleReader::learn_children(const StreamEntry& entry, const std::string& bytes) {
+  if (entry.path == k_index_path) {
+    check_layout_index(bytes);
+    return;
+  }
   oci::AnyManifest parsed = oci::parse_manifest(bytes, entry.media_type, "manifest " + entry.digest.str());
-  auto add = [&](const oci::Descriptor& child) { m_parents[child.digest].insert(entry.digest); };
+  auto add = [&](const oci::Descriptor& child, bool must_be_manifest) {
+    check_child(entry, child, must_be_manifest);
+    m_parents[child.digest].insert(entry.digest);
+  };
   if (const auto* m = std::get_if<oci::ImageManifest>(&parsed)) {
-    add(m->config);
-    for (const auto& layer : m->layers) add(layer);
+    add(m->config, false);
+    for (const auto& layer : m->layers) add(layer, false);
   } else {
-    for (const auto& child : std::get<oci::ImageIndex>(parsed).manifests) add(child);
+    for (const auto& child : std::get<oci::ImageIndex>(parsed).manifests) add(child, true);
+  }
+}
+
+// A signed manifest that names a blob the bundle lacks would fail later, at the
+// registry (exit 4) or in whatever reads the extracted layout: refused here instead.
+void BundleReader::check_child(const StreamEntry& parent, const oci::Descriptor& child, bool must_be_manifest) const {
+  const std::string what = (parent.path == k_index_path ? "index.json of bundle " + m_display
+                                                        : "manifest " + parent.digest.str()) +
+                           " names " + child.digest.str();
+  const auto it = m_blob_index.find(child.digest);
+  if (it == m_blob_index.end()) {
+    throw core::IntegrityError(what + ", which is not in the bundle (ferry.json does not list it)",
+                               "do not use this bundle; it was not written by ferry pack");
+  }
+  const BlobRecord& blob = m_descriptor.blobs[it->second];
+  const bool manifest = oci::media_type::is_manifest(blob.media_type) || oci::media_type::is_index(blob.media_type);
+  if (must_be_manifest && !manifest) {
+    throw core::IntegrityError(what + " as a manifest (" + child.media_type.substr(0, 100) +
+                                   "), but ferry.json lists it as " + blob.media_type.substr(0, 100),
+                               "do not use this bundle; it was not written by ferry pack");
+  }
+  if (child.size != blob.size) {
+    throw core::IntegrityError(what + " with " + std::to_string(child.size) + " bytes, but ferry.json says " +
+                                   std::to_string(blob.size),
+                               "do not use this bundle; it was not written by ferry pack");
+  }
+}
+
+// The layout's index.json: every descriptor a manifest or index of the bundle, as OCI
+// tools reading the extracted layout will take it.
+void BundleReader::check_layout_index(const std::string& bytes) const {
+  const std::string what = "index.json of bundle " + m_display;
+  // pack writes an image index here; an object that lists no manifests ("{}", where a
+  // hand-made layout starts) points nowhere, and is left as it is.
+  const nlohmann::json doc = nlohmann::json::parse(bytes, nullptr, false);
+  if (doc.is_object() && !doc.contains("manifests")) return;
+  const oci::AnyManifest parsed = oci::parse_manifest(bytes, oci::media_type::oci_index, what);
+  const auto* index = std::get_if<oci::ImageIndex>(&parsed);
+  if (!index) throw core::IntegrityError(what + " is an image manifest, not an index");
+  const StreamEntry layout{std::string(k_index_path), {}, 0, {}};
+  for (const auto& d : index->manifests) {
+    if (!oci::media_type::is_manifest(d.media_type) && !oci::media_type::is_index(d.media_type)) {
+      throw core::IntegrityError(what + " names " + d.digest.str() + " with media type " + d.media_type.substr(0, 100) +
+                                     ", not a manifest or index",
+                                 "do not use this bundle; it was not written by ferry pack");
+    }
+    check_child(layout, d, true);
   }
 }
 
@@ -295,9 +353,11 @@ const StreamEntry& BundleReader::claim(const TarEntry& tar_entry) {
 
 std::optional<std::string> BundleReader::verify_body(TarReader& tar, const StreamEntry& entry, core::Sink* sink, bool background_hash,
                                       const std::function<void(std::size_t)>& counted) const {
-  const bool is_metadata = oci::media_type::is_index(entry.media_type) || oci::media_type::is_manifest(entry.media_type);
+  const bool is_metadata = oci::media_type::is_index(entry.media_type) || oci::media_type::is_manifest(entry.media_type) ||
+                           entry.path == k_index_path;
   if (is_metadata && entry.size > k_max_metadata_blob_size) {
-    throw core::IntegrityError("manifest " + entry.digest.str() + " is " + std::to_string(entry.size) +
+    throw core::IntegrityError((entry.path == k_index_path ? entry.path : "manifest " + entry.digest.str()) + " is " +
+                               std::to_string(entry.size) +
                                " bytes, more than the limit of " + std::to_string(k_max_metadata_blob_size));
   }
   std::vector<char> buffer(core::k_copy_buffer_size);

@@ -9,6 +9,7 @@
 #include "bundle/volumes.hpp"
 #include "core/io.hpp"
 #include "core/log.hpp"
+#include "oci/descriptor.hpp"
 
 #include <filesystem>
 #include <functional>
@@ -147,7 +148,12 @@ private:
   };
   void read_head(const TrustedKeys& trusted, SignaturePolicy policy);
   void check_entry_shape(const TarEntry& entry) const;
+  // Records which blobs a verified manifest or index names, after checking that each is
+  // in the blob table with the size it states (an index's children as manifests). For
+  // index.json, checks the same of the layout's index (nothing else reads it).
   void learn_children(const StreamEntry& entry, const std::string& bytes);
+  void check_layout_index(const std::string& bytes) const;
+  void check_child(const StreamEntry& parent, const oci::Descriptor& child, bool must_be_manifest) const;
   // Checks a header against the blob table and marks its entry seen.
   const StreamEntry& claim(const TarEntry& tar_entry);
   // Streams the current entry of `tar` into `sink` (may be null) while hashing it;
@@ -173,6 +179,7 @@ private:
   std::vector<std::pair<std::string, std::string>> m_head;
   std::optional<TarEntry> m_pending; // an entry read while looking for the signature
   std::map<std::string, Expected> m_expected;          // by path
+  std::map<core::Digest, std::size_t> m_blob_index;    // blob table position by digest
   std::map<core::Digest, std::set<core::Digest>> m_parents; // child -> parents
   std::map<core::Digest, std::string> m_roots;         // root digest -> "image REF"
   bool m_opened = false;

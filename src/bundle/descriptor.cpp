@@ -376,9 +376,27 @@ void read_omitted(const Reader& r, const BundleDescriptor& d, BlobRecord& rec) {
 } // namespace
 
 BundleDescriptor parse_descriptor(std::string_view bytes) {
+  // ferry.json is parsed before its signature is known to be good (inspect without
+  // --pubkey, and the message for a bad signature names the signer it claims), so its
+  // shape is bounded here: nlohmann's parser keeps nesting on the heap, but dump()
+  // recurses once per level (100 000 nested arrays overflow the stack), and every value
+  // costs some 75 bytes in memory (64 MiB of "[]," would take 1.5 GiB). ferry writes a
+  // dozen levels, and some 5 values per blob: a million is 200 000 blobs.
+  constexpr int k_max_depth = 128;
+  constexpr std::size_t k_max_values = 1'000'000;
+  std::size_t values = 0;
+  const auto bounded = [&](int depth, json::parse_event_t event, json&) {
+    if (depth > k_max_depth) {
+      throw core::IntegrityError("ferry.json nests JSON more than " + std::to_string(k_max_depth) + " levels deep");
+    }
+    if (event != json::parse_event_t::key && ++values > k_max_values) {
+      throw core::IntegrityError("ferry.json holds more than " + std::to_string(k_max_values) + " JSON values");
+    }
+    return true;
+  };
   json j;
   try {
-    j = json::parse(bytes.begin(), bytes.end());
+    j = json::parse(bytes.begin(), bytes.end(), bounded);
   } catch (const json::exception& e) {
     throw core::IntegrityError(std::string("ferry.json is not valid JSON: ") + e.what());
   }

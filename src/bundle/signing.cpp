@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/openssl_error.hpp"
+#include "core/secret.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -14,11 +15,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <sys/stat.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <climits>
-#include <cstdio>
 #include <cstring>
 
 namespace ferry::bundle {
@@ -37,18 +35,6 @@ constexpr const char* k_keygen_hint = "create a key pair with `ferry keygen --ty
 
 struct OpenSslFree {
   void operator()(unsigned char* p) const noexcept { OPENSSL_free(p); }
-};
-
-// Overwrites a copy of secret bytes when it goes out of scope.
-class Cleanse {
-public:
-  explicit Cleanse(std::string& bytes) : m_bytes(bytes) {}
-  Cleanse(const Cleanse&) = delete;
-  Cleanse& operator=(const Cleanse&) = delete;
-  ~Cleanse() { OPENSSL_cleanse(m_bytes.data(), m_bytes.size()); }
-
-private:
-  std::string& m_bytes;
 };
 
 // The passphrase handed to PEM_read_bio_PrivateKey as its `u` argument. With a null
@@ -82,15 +68,17 @@ core::Bio memory_bio(std::string_view pem, const std::string& display) {
   return bio;
 }
 
+// Sized once and read in place: a string grown piece by piece would leave copies of a
+// private key in the buffers it gave back to the heap.
 std::string drain_bio(BIO* bio) {
-  std::string out;
-  char buffer[4096];
-  for (;;) {
-    const int n = BIO_read(bio, buffer, sizeof buffer);
+  std::string out(BIO_ctrl_pending(bio), '\0');
+  std::size_t used = 0;
+  while (used < out.size()) {
+    const int n = BIO_read(bio, out.data() + used, static_cast<int>(std::min<std::size_t>(out.size() - used, INT_MAX)));
     if (n <= 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
+    used += static_cast<std::size_t>(n);
   }
-  OPENSSL_cleanse(buffer, sizeof buffer);
+  out.resize(used);
   return out;
 }
 
@@ -322,22 +310,10 @@ PrivateKey PrivateKey::from_pem(std::string_view pem, const std::optional<std::s
 }
 
 PrivateKey PrivateKey::load(const std::filesystem::path& path, const std::optional<std::string>& passphrase) {
-  const std::string shown = core::display(path);
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    throw UsageError("cannot open private key " + shown + ": " + core::errno_text(err));
-  }
-  if (S_ISDIR(st.st_mode)) throw UsageError(shown + " is a directory, expected a private key file");
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    throw UsageError("private key " + shown + " is accessible by group or others (mode " + mode + ")",
-                     "chmod 600 " + shown);
-  }
-  std::string pem = core::read_file(path, k_key_file_limit);
-  const Cleanse cleanse(pem);
-  return from_pem(pem, passphrase, shown);
+  // Refused when group or others may access it (the hint is the chmod that fixes it).
+  std::string pem = core::read_secret_file(path, "private key", k_key_file_limit);
+  const core::WipeOnExit wipe_pem(pem);
+  return from_pem(pem, passphrase, core::display(path));
 }
 
 std::string PrivateKey::public_pem() const { return public_pem_of(m_impl->key.get()); }

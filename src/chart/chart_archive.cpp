@@ -608,15 +608,16 @@ void apply_requirements(ChartMetadata& meta, const std::string& text, const std:
   nlohmann::json config = nlohmann::json::parse(meta.config_json);
   if (dependencies.IsNull() || (dependencies.IsSequence() && dependencies.size() == 0)) {
     config.erase("dependencies"); // `omitempty` in Helm's Metadata
+    meta.config_json = config.dump();
   } else {
     std::size_t budget = k_max_yaml_nodes;
     try {
       config["dependencies"] = yaml_to_json(dependencies, what, 0, budget);
+      meta.config_json = config.dump(); // where text that is not UTF-8 is found
     } catch (const nlohmann::json::exception& e) {
       throw UsageError(what + " cannot be converted to JSON: " + e.what(), "requirements.yaml must be UTF-8 text");
     }
   }
-  meta.config_json = config.dump();
 }
 
 // Reads at most `limit` bytes of `path`; more is a UsageError naming it.

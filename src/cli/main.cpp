@@ -11,6 +11,8 @@
 
 #include <cstdio>
 #include <exception>
+#include <string_view>
+#include <utility>
 
 namespace {
 
@@ -66,6 +68,23 @@ int main(int argc, char** argv) {
   ferry::cli::add_inventory(app, run);
   ferry::cli::add_diff(app, run);
   ferry::cli::add_version(app, run);
+
+  // ferry takes no secret on the command line (every user of the machine can read it
+  // there). Someone who tries gets the ways that work, and the value is not quoted back
+  // as CLI11's "arguments were not expected: …" would (into a CI log, say).
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    for (const auto& [name, hint] :
+         {std::pair<std::string_view, const char*>{"--password", "--password-stdin, --password-file FILE or $FERRY_PASSWORD"},
+          {"--passphrase", "--passphrase-file FILE or $FERRY_KEY_PASSPHRASE"}}) {
+      if (arg == name || (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=')) {
+        fmt::print(stderr, "ferry: error: {} is not an option: a secret on the command line is visible to every user "
+                           "of this machine\nhint: use {}\n", name, hint);
+        return static_cast<int>(ExitCode::usage);
+      }
+    }
+  }
 
   try {
     app.parse(argc, argv);

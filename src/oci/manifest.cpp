@@ -258,10 +258,23 @@ std::string dump(const json& value, std::string_view what) {
 
 AnyManifest parse_manifest(std::string_view bytes, std::string_view declared_media_type, std::string_view what) {
   const Parser p(what);
+  // Manifests come from registries and bundles: a document nested 100 000 levels deep
+  // parses (nlohmann keeps the nesting on the heap), but a message quoting one of its
+  // values (shown_json) would recurse once per level and overflow the stack. No
+  // manifest or index needs more than a few levels.
+  constexpr int k_max_depth = 64;
+  const auto bounded = [&](int depth, json::parse_event_t, json&) {
+    if (depth > k_max_depth) {
+      throw core::IntegrityError(std::string(what) + " nests JSON more than " + std::to_string(k_max_depth) +
+                                 " levels deep");
+    }
+    return true;
+  };
   json doc;
   try {
-    doc = json::parse(bytes);
-  } catch (const json::parse_error& e) {
+    doc = json::parse(bytes, bounded);
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number beyond a double ("size": 1e400).
     // Drop nlohmann's "[json.exception.parse_error.101] " prefix; keep its position and reason.
     std::string message = e.what();
     if (auto end = message.find("] "); message.rfind("[json.exception.", 0) == 0 && end != std::string::npos) {

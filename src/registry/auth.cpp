@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/process.hpp"
+#include "core/secret.hpp"
 #include "registry/http.hpp"
 
 #include <nlohmann/json.hpp>
@@ -321,6 +322,21 @@ std::optional<Credentials> credentials_from_helper(const std::string& name, std:
   return credentials;
 }
 
+// Whether an `auths` entry of the file holds a password, an auth string or an identity
+// token; a file that only names credential helpers (credsStore, credHelpers) holds none.
+bool holds_secret(const json& doc) {
+  auto auths = doc.find("auths");
+  if (auths == doc.end() || !auths->is_object()) return false;
+  for (const json& entry : *auths) {
+    if (!entry.is_object()) continue;
+    for (const char* key : {"auth", "password", "identitytoken"}) {
+      auto it = entry.find(key);
+      if (it != entry.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) return true;
+    }
+  }
+  return false;
+}
+
 } // namespace
 
 std::string Challenge::param(const std::string& name) const {
@@ -356,7 +372,8 @@ std::optional<std::filesystem::path> find_auth_file(const AuthEnvironment& env) 
 std::optional<Credentials> find_credentials(std::string_view host, const AuthEnvironment& env, core::LogSink& log) {
   const std::optional<std::filesystem::path> file = find_auth_file(env);
   if (!file) return std::nullopt;
-  const std::string text = core::read_file(*file, 16u << 20);
+  std::string text = core::read_file(*file, 16u << 20);
+  const core::WipeOnExit wipe_text(text);
   const std::string hint = "fix or remove the file, or pass --username and --password-stdin";
   json doc;
   try {
@@ -370,6 +387,9 @@ std::optional<Credentials> find_credentials(std::string_view host, const AuthEnv
   if (!doc.is_object()) {
     throw core::UsageError("credentials file " + core::display(*file) + " does not hold a JSON object", hint);
   }
+  // docker login and podman login write the file 0600; one with passwords that others may
+  // read is refused (with the chmod that fixes it), as a signing key is.
+  if (holds_secret(doc)) core::require_private_file(*file, "credentials file");
   auto object_field = [&](const char* name) -> const json* {
     auto it = doc.find(name);
     if (it == doc.end() || it->is_null()) return nullptr;

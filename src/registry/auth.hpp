@@ -58,7 +58,9 @@ std::optional<std::filesystem::path> find_auth_file(const AuthEnvironment& env);
 // docker.io also matches "https://index.docker.io/v1/", "index.docker.io" and
 // "registry-1.docker.io". A helper prints {"Username","Secret"}; the user name
 // "<token>" makes Secret an identity token. nullopt when nothing applies (anonymous).
-// A malformed file is a UsageError naming the file and the key, never the content; a
+// A file whose `auths` hold a secret is refused (UsageError, "chmod 600 FILE") when group
+// or others may access it. A malformed file is a UsageError naming the file and the key,
+// never the content; a
 // helper that fails (other than "credentials not found") is a RegistryError. A missing
 // helper program is logged as a warning and treated as "no credentials".
 std::optional<Credentials> find_credentials(std::string_view host, const AuthEnvironment& env, core::LogSink& log);

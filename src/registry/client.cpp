@@ -18,6 +18,9 @@ namespace {
 constexpr std::size_t k_manifest_limit = 16u << 20; // larger manifests are refused
 constexpr std::size_t k_json_limit = 16u << 20;     // tag lists
 constexpr int k_max_tag_pages = 100000;
+// A broken blob download that delivered at least this much (or the rest of the blob)
+// before it broke starts the count of attempts over (get_blob).
+constexpr std::uint64_t k_resume_progress = 1u << 20;
 
 constexpr const char* k_manifest_accept =
     "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
@@ -347,7 +350,10 @@ void Client::get_blob(const std::string& repository, const core::Digest& digest,
                                      std::to_string(sink.count()) + " bytes, expected " + std::to_string(size),
                                  "the image's manifest and the registry's blob disagree; check the image source");
     }
-    if (sink.count() > start) attempt = 1; // progress: the attempts count again from here
+    // Progress lets the attempts count again from here, but only real progress: a server
+    // that dribbles a few bytes per connection before it stalls or cuts would otherwise
+    // be asked again forever, one Range request after the other.
+    if (sink.count() - start >= std::min<std::uint64_t>(k_resume_progress, size - start)) attempt = 1;
     if (attempt >= d.options.max_attempts) d.fail(call, request, response, attempt);
     d.wait_before_retry(call, request, response, attempt);
     ++attempt;

@@ -6,6 +6,7 @@
 #include "core/digest.hpp"
 #include "core/io.hpp"
 #include "core/log.hpp"
+#include "core/secret.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -38,11 +39,18 @@ struct TlsOptions {
 };
 
 // A username and password (or an identity token, used as a refresh token in the
-// bearer flow). Never printed, logged or put into a message.
+// bearer flow). Never printed, logged or put into a message. Every copy overwrites its
+// secrets when it is destroyed (no move constructor: a moved short string would leave
+// them behind in the source).
 struct Credentials {
   std::string username;
   std::string password;
   std::string identity_token;
+
+  ~Credentials() {
+    core::wipe(password);
+    core::wipe(identity_token);
+  }
 };
 
 struct ClientOptions {
@@ -55,7 +63,9 @@ struct ClientOptions {
   int max_attempts = 6;                               // per request, first try included
   std::chrono::milliseconds initial_backoff{200};     // doubled each retry, with jitter
   std::chrono::seconds connect_timeout{15};
-  // A transfer that moves less than 1 KiB/s for this long is aborted (and retried).
+  // A transfer that moves less than 1 KiB/s for this long is aborted (and retried). Answer
+  // headers count as nothing moved, so headers that do not arrive whole within this time
+  // abort the request too, however fast they trickle; non-2xx bodies are read up to 64 KiB.
   std::chrono::seconds stall_timeout{60};
   // Blobs larger than this are uploaded in PATCH chunks of this size (for proxies with
   // body-size limits); smaller ones in one PUT.
@@ -138,7 +148,9 @@ public:
   // stop the transfer at once (IntegrityError); fewer in a complete answer too. On any
   // exception `out` may hold part or all of the bytes, unverified: the caller discards
   // them. Interrupted transfers resume with Range where the registry allows it (each
-  // byte reaches `out` once); a registry that ignores Range fails the call. Redirects
+  // byte reaches `out` once); a registry that ignores Range fails the call. An attempt
+  // that delivered at least 1 MiB (or the rest) before it broke starts the count of
+  // attempts over; smaller ones use up max_attempts like any failure. Redirects
   // are followed without credentials. Exceptions thrown by `out` pass through as they are.
   void get_blob(const std::string& repository, const core::Digest& digest, std::uint64_t size, core::Sink& out);
 

@@ -7,6 +7,7 @@
 #include "core/encoding.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
+#include "core/secret.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -134,9 +135,16 @@ extern "C" std::size_t on_write(char* data, std::size_t size, std::size_t count,
       }
       t.response.body.append(data, length);
     } else {
-      // Error bodies: keep the start (for the registry's error code), drop the rest.
+      // Error and redirect bodies: the start is kept (for the registry's error code), the
+      // rest is not even read. Returning short ends the transfer and closes the connection,
+      // so a body that never ends (trickled just fast enough to pass the low-speed check)
+      // cannot hold the request open; perform() then reports the status as it came.
       const std::size_t room = k_error_body_limit - std::min(k_error_body_limit, t.response.body.size());
       t.response.body.append(data, std::min(room, length));
+      if (length > room) {
+        t.response.error_body_cut = true;
+        return 0;
+      }
     }
     return length;
   } catch (...) {
@@ -324,6 +332,9 @@ Session::Session(std::string host_, ClientOptions options_, core::LogSink& log_)
       throw core::UsageError(std::string(flag) + " " + core::display(path) + " does not exist or is not a file");
     }
   }
+  // curl reads the key itself; an unencrypted private key others can read is refused as
+  // a signing key is.
+  if (!tls.key_file.empty()) core::require_private_file(tls.key_file, "--key-file");
   if (tls.insecure_skip_verify && !tls.plain_http) {
     log.warning("TLS certificate verification is off for " + host +
                 " (--insecure-skip-tls-verify): anyone on the network path can read and change the traffic");
@@ -335,7 +346,10 @@ Session::Session(std::string host_, ClientOptions options_, core::LogSink& log_)
   }
 }
 
-Session::~Session() = default;
+Session::~Session() {
+  // The scrub list holds the password, its base64 form and the tokens.
+  for (std::string& secret : secrets) core::wipe(secret);
+}
 
 void Session::add_secret(std::string secret) {
   if (secret.empty()) return;
@@ -430,6 +444,7 @@ Response Session::perform(Request& request) {
 
   response.curl = curl_easy_perform(easy);
   if (transfer.error) std::rethrow_exception(transfer.error);
+  if (response.curl == CURLE_WRITE_ERROR && response.error_body_cut) response.curl = CURLE_OK; // see on_write
   if (response.curl != CURLE_OK) {
     response.curl_error = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(response.curl);
     while (!response.curl_error.empty() && (response.curl_error.back() == '\n' || response.curl_error.back() == '\r')) {
@@ -452,6 +467,10 @@ Response Session::perform(Request& request) {
 // Authorization header is ours, and curl would send a custom header to whatever host a
 // redirect names. Each hop gets credentials only when it goes to the registry's own
 // origin; blob storage behind a redirect gets a presigned URL and no credentials.
+//
+// Without --plain-http nothing leaves over plain HTTP: a redirect (or an upload location,
+// a next-page link) to an http:// URL is refused before anything is sent there, since
+// anyone on the path could read and change that request and its answer.
 Response Session::execute(const Call& call, Request request) {
   const std::string first_url = request.url;
   const std::string first_origin = origin_of(first_url);
@@ -459,7 +478,18 @@ Response Session::execute(const Call& call, Request request) {
   int attempt = 1;
   int auth_rounds = 0;
   int redirects = 0;
+  std::string redirected_from;
   for (;;) {
+    if (!options.tls.plain_http && lower(request.url.substr(0, 7)) == "http://") {
+      throw core::RegistryError(
+          scrub(call.what + " failed: refusing plain HTTP: " +
+                (redirects > 0 ? redact_url(redirected_from) + " redirects to "
+                               : std::string("the registry points to ")) +
+                redact_url(request.url)),
+          "without --plain-http ferry sends nothing for " + host + " over unencrypted HTTP: have the registry (or "
+          "its blob storage) answer with https:// URLs, or pass --plain-http if this registry is meant to be reached "
+          "over plain HTTP (for a Helm chart repository: give its http:// URL)");
+    }
     const std::string hop_origin = origin_of(request.url);
     Authorization sent;
     if (call.authenticate) {
@@ -489,6 +519,7 @@ Response Session::execute(const Call& call, Request request) {
         ++redirects;
         log.debug(
             scrub("following redirect of " + redact_url(request.url) + " to " + redact_url(response.redirect_url)));
+        redirected_from = request.url;
         request.url = response.redirect_url;
         continue;
       }
@@ -610,12 +641,25 @@ std::string Session::hint_for(Outcome outcome, const Call& call, const Response&
       return "the certificate of " + host + " has expired (or this machine's clock is wrong: check `date`); "
              "renew the registry's certificate";
     }
+    // curl (OpenSSL): "no alternative certificate subject name matches target host name",
+    // "certificate subject name '...' does not match target host name". The chain is
+    // trusted; another CA would not help, and trying without verification is no answer.
+    if (response.curl_error.find("subject name") != std::string::npos &&
+        response.curl_error.find("target host name") != std::string::npos) {
+      return "the certificate of " + host + " is made out for another name: reach the registry by a name the "
+             "certificate holds (subjectAltName), or have the certificate reissued for " + host +
+             "; if the registry's certificate did not change, something in between may be intercepting the connection";
+    }
+    // Trusting whatever CA signed it would be wrong when someone in between (a
+    // TLS-inspecting proxy, an attacker) presents a certificate of their own.
     if (!options.tls.ca_file.empty()) {
       return host + "'s certificate is not signed by the CA in --ca-file " + options.tls.ca_file.string() +
-             " (nor by a system CA); pass the CA that did sign it";
+             " (nor by a system CA); pass the CA that did sign it, unless the registry's certificate did not change: "
+             "then something in between may be intercepting the connection";
     }
     return "pass the CA certificate that signed " + host +
-           "'s certificate with --ca-file (or --insecure-skip-tls-verify for a test registry)";
+           "'s certificate with --ca-file (or --insecure-skip-tls-verify for a test registry); if the registry's "
+           "certificate did not change, something in between may be intercepting the connection";
   case Outcome::unreachable:
     return "check the registry host name " + host + " (and DNS or the proxy settings HTTPS_PROXY, NO_PROXY)";
   case Outcome::failed:
@@ -776,15 +820,18 @@ std::string Session::fetch_token(const ScopeSet& scopes) {
     throw core::RegistryError("registry " + host + " names an unusable token endpoint \"" + redact_url(token_realm) +
                               "\"");
   }
-  const bool may_send = !plain || options.tls.plain_http;
-  if (creds && !may_send) {
-    log.warning("not sending the credentials for " + host + " to the plain-HTTP token endpoint " +
-                redact_url(token_realm) + " (pass --plain-http to allow it)");
+  // A token (and the credentials that buy it) over plain HTTP is readable, and the token
+  // replaceable, by anyone on the path: only where the operator chose plain HTTP.
+  if (plain && !options.tls.plain_http) {
+    throw core::RegistryError("registry " + host + " names the plain-HTTP token endpoint " + redact_url(token_realm) +
+                                  ": refusing to fetch a token without TLS",
+                              "configure the registry's token realm with an https:// URL, or pass --plain-http if "
+                              "the registry and its token service are meant to be reached over plain HTTP");
   }
 
   Request request;
   std::string form;
-  if (creds && may_send && !creds->identity_token.empty()) {
+  if (creds && !creds->identity_token.empty()) {
     form = "grant_type=refresh_token&client_id=ferry&refresh_token=" + percent_encode(creds->identity_token);
     if (!token_service.empty()) form += "&service=" + percent_encode(token_service);
     if (!scope_text.empty()) form += "&scope=" + percent_encode(scope_text);
@@ -797,7 +844,7 @@ std::string Session::fetch_token(const ScopeSet& scopes) {
     request.url = token_realm;
     if (!token_service.empty()) request.url = append_query(request.url, "service=" + percent_encode(token_service));
     for (const auto& s : scope_list) request.url = append_query(request.url, "scope=" + percent_encode(s));
-    if (creds && may_send && !creds->username.empty() && !creds->password.empty()) {
+    if (creds && !creds->username.empty() && !creds->password.empty()) {
       request.authorization = "Basic " + core::base64_encode(creds->username + ":" + creds->password);
     }
   }

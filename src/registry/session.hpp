@@ -40,6 +40,9 @@ struct Response {
   std::vector<Header> headers;
   std::string body; // a 2xx body without a sink, or the start of an error body
   bool body_over_limit = false;
+  // A non-2xx body longer than k_error_body_limit: its start is in `body`, the rest was
+  // never read (the connection was closed instead).
+  bool error_body_cut = false;
   std::string redirect_url; // absolute, for 3xx answers
 
   // The first header called `name` (lower-case), or nullptr.

@@ -5,6 +5,7 @@
 
 #include "chart/chart_archive.hpp"
 #include "core/error.hpp"
+#include "core/yaml_documents.hpp"
 #include "oci/reference.hpp"
 #include "values/helm_values.hpp"
 #include "values/rewrite.hpp"
@@ -307,7 +308,7 @@ AnnotatedImages parse_image_annotations(const std::map<std::string, std::string>
 std::vector<RenderedImage> parse_rendered_images(const std::string& manifests, const std::string& what) {
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(manifests);
+    documents = core::load_all_documents(manifests);
   } catch (const YAML::Exception& e) {
     throw UsageError(what + ":" + std::to_string(e.mark.line + 1) + ": the rendered manifests are not YAML: " + e.msg);
   }

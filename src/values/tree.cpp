@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -19,8 +20,9 @@ using core::UsageError;
 
 // Aliases are copied into the tree, so a hostile document ("billion laughs") could grow
 // without bound: cap the nodes and the nesting. Real values files (bitnami's largest)
-// have a few thousand nodes.
-constexpr std::size_t k_max_nodes = 2'000'000;
+// have a few thousand nodes. A node costs some 220 bytes here, so the cap bounds a
+// bomb at about 55 MiB (2 million took 430 MiB and two seconds).
+constexpr std::size_t k_max_nodes = 250'000;
 constexpr int k_max_depth = 200;
 
 const std::string k_empty;
@@ -105,6 +107,15 @@ bool is_one_of(std::string_view text, std::initializer_list<std::string_view> wo
   return std::find(words.begin(), words.end(), text) != words.end();
 }
 
+// YAML allows an implicit key ("KEY: value") of at most 1024 characters, and yaml-cpp
+// writes keys implicit whatever their length: a long key, or one whose escapes make it
+// long (a control character becomes the four characters "\x0e"), would not read back.
+// Keys that could reach the limit once escaped are written explicit ("? KEY").
+void emit_key(YAML::Emitter& out, const std::string& key) {
+  if (key.size() > 255) out << YAML::LongKey;
+  out << YAML::Key << key << YAML::Value;
+}
+
 void emit_node(YAML::Emitter& out, const Node& node) {
   switch (node.kind) {
   case Node::Kind::null:
@@ -128,7 +139,7 @@ void emit_node(YAML::Emitter& out, const Node& node) {
     if (node.entries.empty()) out << YAML::Flow;
     out << YAML::BeginMap;
     for (const auto& [key, value] : node.entries) {
-      out << YAML::Key << key << YAML::Value;
+      emit_key(out, key);
       emit_node(out, value);
     }
     out << YAML::EndMap;
@@ -150,7 +161,7 @@ void emit_overlay_map(YAML::Emitter& out, const Node& map, const std::unordered_
   out << YAML::BeginMap;
   for (const auto& [key, value] : map.entries) {
     if (!dirty.count(&value)) continue;
-    out << YAML::Key << key << YAML::Value;
+    emit_key(out, key);
     if (value.is_map()) {
       emit_overlay_map(out, value, dirty);
     } else {
@@ -174,6 +185,13 @@ void configure(YAML::Emitter& out) {
 }
 
 } // namespace
+
+Node::Node() = default;
+Node::Node(const Node&) = default;
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(const Node&) = default;
+Node& Node::operator=(Node&&) noexcept = default;
+Node::~Node() = default;
 
 Node Node::string(std::string text) {
   Node n;
@@ -258,6 +276,12 @@ Node parse_values(const std::string& text, const std::string& what) {
   YAML::Node doc;
   try {
     doc = YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's parser recurses per level and stops itself at 500; its message
+    // ("bad file") would not say why.
+    throw UsageError(what + ":" + std::to_string(e.mark.line + 1) +
+                         ": the YAML is nested too deeply (the parser stops at depth " + std::to_string(e.depth()) + ")",
+                     "values files hold values nested at most " + std::to_string(k_max_depth) + " deep");
   } catch (const YAML::Exception& e) {
     const std::string where = e.mark.is_null() ? what
                                                : what + ":" + std::to_string(e.mark.line + 1) + ":" +

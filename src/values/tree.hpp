@@ -26,6 +26,15 @@ struct Node {
   std::vector<Node> items;
   std::vector<std::pair<std::string, Node>> entries;
 
+  // Declared here, defaulted in tree.cpp: implicit ones make clang with libstdc++ ask
+  // whether std::pair<std::string, Node> is default-constructible while Node is incomplete.
+  Node();
+  Node(const Node&);
+  Node(Node&&) noexcept;
+  Node& operator=(const Node&);
+  Node& operator=(Node&&) noexcept;
+  ~Node();
+
   static Node string(std::string text);
   static Node map();
 

@@ -366,6 +366,7 @@ struct FaultProxy::State {
   std::vector<ProxiedRequest> records;
   std::uint64_t epoch = 0;        // bumped by clear_requests(): older indexes are stale
   std::size_t total_requests = 0;
+  std::size_t max_requests = FaultProxy::k_max_requests;
   std::size_t active = 0;         // connections being served
   std::set<int> open_fds;         // shut down when stopping, so blocked calls return
   std::map<std::uint64_t, std::thread> workers;
@@ -525,7 +526,7 @@ void FaultProxy::State::serve(int client_fd) {
   bool over_limit = false;
   {
     std::lock_guard lock(mutex);
-    over_limit = ++total_requests > k_max_requests;
+    over_limit = ++total_requests > max_requests;
   }
   std::optional<FaultRule> rule = match(method, target);
   if (over_limit) {
@@ -801,6 +802,11 @@ void FaultProxy::clear_requests() {
   m_state->wait_idle(lock);
   m_state->records.clear();
   ++m_state->epoch;
+}
+
+void FaultProxy::set_request_limit(std::size_t limit) {
+  std::lock_guard lock(m_state->mutex);
+  m_state->max_requests = limit;
 }
 
 } // namespace ferry::test

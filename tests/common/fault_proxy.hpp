@@ -110,6 +110,8 @@ public:
   std::size_t count(const std::string& method, const std::string& path,
                     std::optional<Fault> fault = std::nullopt) const;
   void clear_requests();
+  // Raises (or lowers) k_max_requests for a test that needs more, e.g. a load test.
+  void set_request_limit(std::size_t limit);
 
 private:
   struct State;

@@ -315,6 +315,8 @@ TEST_CASE("a wrong passphrase is refused without writing anything") {
   const Fixtures f = make_fixtures(dir.path());
   write_file(dir / "pass", "correct horse\n");
   write_file(dir / "wrong", "battery staple\n");
+  // Passphrase files are secrets: ferry refuses one that others may read.
+  for (const char* name : {"pass", "wrong"}) fs::permissions(dir / name, fs::perms::owner_read | fs::perms::owner_write);
   REQUIRE(run_ferry({"keygen", "--out", (dir / "locked").string(), "--passphrase-file", (dir / "pass").string()}).exit_code == 0);
   CHECK(contains(read_file(dir / "locked.key"), "ENCRYPTED"));
   const RunResult r = run_ferry({"pack", "-f", f.manifest.string(), "-o", (dir / "x.tar.zst").string(), "--key",

@@ -43,8 +43,10 @@ void add_inventory(CLI::App& app, CommandRun& run);
 void add_diff(CLI::App& app, CommandRun& run);
 
 // The passphrase for a private key: the file's first line when `file` is given, else
-// $FERRY_KEY_PASSPHRASE, else nothing. Never from the command line (argv is visible
-// to every user of the machine).
+// $FERRY_KEY_PASSPHRASE (then removed from the environment), else nothing. Never from
+// the command line (argv is visible to every user of the machine). A file group or
+// others may access is refused (UsageError with the chmod that fixes it). The caller
+// wipes the result (core::WipeOnExit) once the key is loaded or written.
 std::optional<std::string> read_passphrase(const std::string& file);
 
 // $SOURCE_DATE_EPOCH as seconds, or nullopt when unset or empty; UsageError when it is

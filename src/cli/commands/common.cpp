@@ -3,7 +3,7 @@
 #include "cli/commands/commands.hpp"
 
 #include "core/error.hpp"
-#include "core/fs.hpp"
+#include "core/secret.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -12,12 +12,11 @@ namespace ferry::cli {
 
 std::optional<std::string> read_passphrase(const std::string& file) {
   if (!file.empty()) {
-    std::string text = core::read_file(file, 64 * 1024);
-    if (auto newline = text.find_first_of("\r\n"); newline != std::string::npos) text.resize(newline);
-    return text;
+    // Refused when group or others may access it, like the key it unlocks.
+    std::string text = core::read_secret_file(file, "passphrase file");
+    return core::first_secret_line(text);
   }
-  if (const char* env = std::getenv("FERRY_KEY_PASSPHRASE"); env && *env) return std::string(env);
-  return std::nullopt;
+  return core::take_secret_env("FERRY_KEY_PASSPHRASE");
 }
 
 std::optional<std::int64_t> source_date_epoch_env() {

@@ -7,6 +7,7 @@
 #include "cli/output.hpp"
 #include "cli/render.hpp"
 #include "core/error.hpp"
+#include "core/secret.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -61,6 +62,7 @@ void add_inventory(CLI::App& app, CommandRun& run) {
       options.output = flags->output;
       options.key = flags->key;
       options.passphrase = read_passphrase(flags->passphrase_file);
+      const core::WipeOnExit wipe_passphrase(options.passphrase);
       const InventoryResult r = take_inventory(options, out, out);
       out.finish_progress();
       const bundle::Receipt& receipt = r.receipt;

@@ -5,6 +5,7 @@
 #include "cli/output.hpp"
 #include "cli/render.hpp"
 #include "core/fs.hpp"
+#include "core/secret.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -28,8 +29,10 @@ void add_keygen(CLI::App& app, CommandRun& run) {
   cmd->callback([flags, &run] {
     run = [flags](Output& out) {
       const bundle::KeyType type = bundle::parse_key_type(flags->type);
-      const std::optional<std::string> passphrase = read_passphrase(flags->passphrase_file);
-      const bundle::KeyPairPem pair = bundle::generate_key_pair(type, passphrase);
+      std::optional<std::string> passphrase = read_passphrase(flags->passphrase_file);
+      const core::WipeOnExit wipe_passphrase(passphrase);
+      bundle::KeyPairPem pair = bundle::generate_key_pair(type, passphrase);
+      const core::WipeOnExit wipe_private_pem(pair.private_pem);
       const std::string key_path = flags->out + ".key";
       const std::string pub_path = flags->out + ".pub";
       core::AtomicFile key_file(key_path, 0600, core::Overwrite::no);

@@ -9,6 +9,7 @@
 #include "cli/output.hpp"
 #include "cli/render.hpp"
 #include "core/error.hpp"
+#include "core/secret.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -229,6 +230,7 @@ void add_pack(CLI::App& app, CommandRun& run) {
                           .cache = flags->no_cache        ? std::filesystem::path()
                                    : flags->cache.empty() ? default_cache_dir()
                                                           : std::filesystem::path(flags->cache)};
+      const core::WipeOnExit wipe_passphrase(options.passphrase);
       if (options.cache.empty() && !flags->no_cache && !flags->dry_run) {
         out.warning("packing without a cache: neither $XDG_CACHE_HOME nor $HOME names a directory (give --cache DIR)");
       }

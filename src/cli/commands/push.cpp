@@ -81,7 +81,9 @@ nlohmann::json push_json(const PushResult& r) {
           {"waiting", waiting},
           {"volumes", given_files_json(r.files)},
           {"staging", {{"dir", r.staging.string()}, {"stagedBytes", r.staged_bytes}, {"joinedBlobs", r.joined_blobs}}},
-          {"omitted", {{"blobs", r.omitted_blobs}, {"mounted", r.omitted_mounted}}}};
+          {"omitted", {{"blobs", r.omitted_blobs}, {"mounted", r.omitted_mounted}}},
+          {"requests", r.transfer.requests},
+          {"retries", r.transfer.retries}};
 }
 
 void print_push(const PushResult& r, const std::string& bundle, const std::string& target, Output& out) {
@@ -91,6 +93,10 @@ void print_push(const PushResult& r, const std::string& bundle, const std::strin
   out.result(fmt::format("blobs      {} {} ({}), {} already there ({}), {} mounted", verb, r.blobs_uploaded,
                          human_bytes(r.bytes_uploaded), r.blobs_present, human_bytes(r.bytes_present), r.blobs_mounted));
   out.result(fmt::format("manifests  {} {}, {} already there", verb, r.manifests_pushed, r.manifests_present));
+  if (r.transfer.retries > 0) {
+    out.result(fmt::format("retries    {} of {} requests to the target were sent again", r.transfer.retries,
+                           r.transfer.requests));
+  }
   if (r.omitted_blobs > 0) {
     out.result(fmt::format("omitted    {} blob{} the base has: all in the target ({} {} from other repositories)",
                            r.omitted_blobs, r.omitted_blobs == 1 ? "" : "s", r.omitted_mounted,

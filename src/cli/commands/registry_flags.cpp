@@ -3,12 +3,15 @@
 #include "cli/commands/registry_flags.hpp"
 
 #include "core/error.hpp"
+#include "core/secret.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
-#include <iostream>
+#include <optional>
 
 namespace ferry::cli {
 
@@ -22,6 +25,9 @@ void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, const char* what) {
   cmd.add_flag("--plain-http", flags.plain_http, "Use plain HTTP instead of HTTPS" + of);
   cmd.add_option("--username", flags.username, "Registry user name" + of + "; else docker/podman credentials are used");
   cmd.add_flag("--password-stdin", flags.password_stdin, "Read the password (or token) from standard input");
+  cmd.add_option("--password-file", flags.password_file,
+                 "Read the password (or token) from the first line of this file (mode 0600); without either, "
+                 "--username takes it from $FERRY_PASSWORD");
   cmd.add_option("-j,--jobs", flags.jobs, "Parallel blob transfers (default 4)");
   cmd.add_option("--chunk-size", flags.chunk_size,
                  "Upload blobs larger than this in chunks of this size, e.g. 1M for proxies with body limits (default: "
@@ -52,6 +58,50 @@ std::chrono::seconds parse_timeout(const std::string& text) {
                            "use a number of seconds with s, m or h, e.g. --timeout 30s");
   }
   return std::chrono::seconds(value * unit);
+}
+
+// The credentials --username names, the password from standard input, a file or the
+// environment (see client_options in the header); nullopt without --username.
+std::optional<registry::Credentials> credentials(const std::string& username, bool password_stdin,
+                                                 const std::string& password_file) {
+  // The password never comes from argv: every user of the machine can read it there
+  // (ps, /proc/PID/cmdline).
+  const std::string example = "echo \"$PASSWORD\" | ferry ... --username USER --password-stdin";
+  if (password_stdin && !password_file.empty()) {
+    throw core::UsageError("--password-stdin and --password-file exclude each other", "give one of them");
+  }
+  const bool password_flag = password_stdin || !password_file.empty();
+  if (username.empty()) {
+    if (password_flag) {
+      throw core::UsageError(std::string(password_stdin ? "--password-stdin" : "--password-file") + " needs --username",
+                             example);
+    }
+    // $FERRY_PASSWORD belongs to a --username; without one it is unused, but still kept
+    // from the programs ferry runs.
+    std::optional<std::string> unused = core::take_secret_env("FERRY_PASSWORD");
+    core::wipe(unused);
+    return std::nullopt; // docker/podman credentials, or anonymous
+  }
+  std::string password;
+  const core::WipeOnExit wipe_password(password); // also when a check below throws
+  if (password_stdin) {
+    password = core::read_secret_line(STDIN_FILENO, "the password on standard input (--password-stdin)");
+    if (password.empty()) throw core::UsageError("--password-stdin read an empty password from standard input");
+  } else if (!password_file.empty()) {
+    std::string text = core::read_secret_file(password_file, "password file");
+    password = core::first_secret_line(text);
+    if (password.empty()) {
+      throw core::UsageError("password file " + password_file + " holds an empty first line",
+                             "write the password (or token) on the file's first line");
+    }
+  } else if (std::optional<std::string> env = core::take_secret_env("FERRY_PASSWORD")) {
+    password = std::move(*env);
+    core::wipe(env); // a short string moves by copy: its old buffer still holds the bytes
+  } else {
+    throw core::UsageError("--username needs a password: --password-stdin, --password-file FILE or $FERRY_PASSWORD",
+                           example);
+  }
+  return registry::Credentials{username, std::move(password), {}};
 }
 
 } // namespace
@@ -94,17 +144,7 @@ registry::ClientOptions client_options(const RegistryFlags& flags) {
   if (!flags.cert_file.empty() != !flags.key_file.empty()) {
     throw core::UsageError("--cert-file and --key-file go together", "give both, or neither");
   }
-  if (!flags.username.empty() || flags.password_stdin) {
-    if (flags.username.empty() || !flags.password_stdin) {
-      throw core::UsageError("--username needs --password-stdin (and the other way round)",
-                             "echo \"$PASSWORD\" | ferry ... --username USER --password-stdin");
-    }
-    std::string password;
-    std::getline(std::cin, password);
-    if (!password.empty() && password.back() == '\r') password.pop_back();
-    if (password.empty()) throw core::UsageError("--password-stdin read an empty password from standard input");
-    o.credentials = registry::Credentials{flags.username, std::move(password), {}};
-  }
+  o.credentials = credentials(flags.username, flags.password_stdin, flags.password_file);
   return o;
 }
 

@@ -21,6 +21,7 @@ struct RegistryFlags {
   bool plain_http = false;
   std::string username;
   bool password_stdin = false;
+  std::string password_file; // --password-file FILE (mode 0600)
   int jobs = 4;
   std::string chunk_size; // "64M"; empty: the client's default
   std::string timeout;    // "60s", "2m"; empty: the client's default
@@ -31,8 +32,12 @@ struct RegistryFlags {
 // registries", "the target registry").
 void add_registry_flags(CLI::App& cmd, RegistryFlags& flags, const char* what);
 
-// ClientOptions from the flags; the password is read from standard input (one line)
-// when --password-stdin was given. UsageError for a username without a password.
+// ClientOptions from the flags. With --username the password (or token) comes from one
+// line of standard input (--password-stdin), the first line of --password-file FILE, or
+// else $FERRY_PASSWORD (removed from the environment once read); never from argv.
+// UsageError for a username without a password, a password flag without a username,
+// both flags, an empty password, or a password file group or others may access (with
+// the chmod that fixes it).
 registry::ClientOptions client_options(const RegistryFlags& flags);
 
 } // namespace ferry::cli

@@ -205,6 +205,7 @@ struct CommandFlags : TrustFlags {
   std::string state_dir;
   std::string username;
   bool password_stdin = false;
+  std::string password_file;
   UpgradeFlags upgrade;
 };
 
@@ -216,6 +217,7 @@ void run(const CommandFlags& flags, Output& out) {
   RegistryFlags credentials;
   credentials.username = flags.username;
   credentials.password_stdin = flags.password_stdin;
+  credentials.password_file = flags.password_file;
   options.client = client_options(credentials);
   options.state_dir = flags.state_dir;
   options.verify = false; // ferry.json and the charts are checked against the signature as they are read
@@ -254,6 +256,8 @@ void add_upgrade(CLI::App& app, CommandRun& run_command) {
   cmd->add_option("--username", flags->username, "Registry user name for --create-pull-secrets");
   cmd->add_flag("--password-stdin", flags->password_stdin,
                 "Read the registry password for --create-pull-secrets from standard input");
+  cmd->add_option("--password-file", flags->password_file,
+                  "Read it from the first line of this file (mode 0600); without either, from $FERRY_PASSWORD");
   cmd->footer("Values, lowest precedence first: the bundle's, the live release's (--reuse-values), --values files,\n"
               "--set / --set-file, then the image overlay. Keys a release requires (set: KEY: \"\" in the manifest)\n"
               "must be given a value. Runs helm upgrade --install per release in order; a failure stops with the\n"

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -160,9 +161,11 @@ void Background::kill_now() {
 RunResult Background::wait() {
   if (m_pid < 0) return m_result;
   int status = 0;
-  while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+  rusage usage{};
+  while (::wait4(m_pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
   m_pid = -1;
+  m_result.peak_rss_kib = usage.ru_maxrss;
   if (m_reader.joinable()) m_reader.join();
   m_result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return m_result;

@@ -20,6 +20,7 @@ struct RunResult {
   int exit_code = -1;
   std::string out;
   std::string err;
+  long peak_rss_kib = 0; // the process's peak resident set (wait4's ru_maxrss), in KiB
 };
 
 struct RunOptions {

@@ -30,7 +30,11 @@ std::vector<Challenge> parse_ok(std::string_view field) {
 
 // An environment whose only credentials file is `file` (as $REGISTRY_AUTH_FILE) and
 // whose PATH is `path`.
+// The file is made owner-only, as docker and podman write it (ferry refuses one with
+// secrets that others may read).
 AuthEnvironment env_with(const fs::path& file, const fs::path& path = {}) {
+  std::error_code ec;
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write, ec);
   return AuthEnvironment{.registry_auth_file = file.string(), .docker_config = {}, .home = {}, .path = path.string()};
 }
 
@@ -170,6 +174,9 @@ TEST_CASE("find_credentials takes the user from the precedence winner only") {
   ferry::test::write_file(dir / "auth.json", entry("from-auth-file"));
   ferry::test::write_file(dir / "dc/config.json", entry("from-docker-config"));
   ferry::test::write_file(dir / "home/.docker/config.json", entry("from-home"));
+  for (const char* file : {"auth.json", "dc/config.json", "home/.docker/config.json"}) {
+    fs::permissions(dir / file, fs::perms::owner_read | fs::perms::owner_write);
+  }
   ferry::core::NullLog log;
   AuthEnvironment env{.registry_auth_file = (dir / "auth.json").string(),
                       .docker_config = (dir / "dc").string(),

@@ -52,9 +52,13 @@ struct ProcessSetup {
 };
 ProcessSetup g_setup;
 
-// Sets the shared credentials file for one test, and empties it again afterwards.
+// Sets the shared credentials file for one test, and empties it again afterwards. Owner-only,
+// as docker and podman write it: ferry refuses passwords in a file others may read.
 struct AuthFileContent {
-  explicit AuthFileContent(const std::string& json) { ferry::test::write_file(g_setup.auth_file, json); }
+  explicit AuthFileContent(const std::string& json) {
+    ferry::test::write_file(g_setup.auth_file, json);
+    fs::permissions(g_setup.auth_file, fs::perms::owner_read | fs::perms::owner_write);
+  }
   ~AuthFileContent() { ferry::test::write_file(g_setup.auth_file, "{}"); }
 };
 
