@@ -189,27 +189,6 @@ std::set<std::string> bearer_tokens(const FaultProxy& proxy) {
   return tokens;
 }
 
-// Standard base64 of `text`, to look for Basic credentials.
-std::string base64(const std::string& text) {
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < text.size(); i += 3) {
-    const unsigned n = (static_cast<unsigned char>(text[i]) << 16) | (static_cast<unsigned char>(text[i + 1]) << 8) |
-                       static_cast<unsigned char>(text[i + 2]);
-    for (const int shift : {18, 12, 6, 0}) out += alphabet[(n >> shift) & 63];
-  }
-  if (const std::size_t rest = text.size() - i; rest > 0) {
-    unsigned n = static_cast<unsigned char>(text[i]) << 16;
-    if (rest == 2) n |= static_cast<unsigned char>(text[i + 1]) << 8;
-    out += alphabet[(n >> 18) & 63];
-    out += alphabet[(n >> 12) & 63];
-    out += rest == 2 ? alphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 // Fails the test for every secret found in the output of `run` or in a file below `dirs`.
 void check_no_secret(const RunResult& run, const std::vector<std::string>& secrets, const std::vector<fs::path>& dirs) {
   for (const auto& secret : secrets) {

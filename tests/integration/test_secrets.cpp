@@ -46,12 +46,6 @@ fs::path data_dir() {
   return fs::path(data);
 }
 
-std::string base64(const std::string& text) {
-  std::string out = must({"sh", "-c", "printf %s \"$1\" | base64 -w0", "sh", text});
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
-
 // Writes a file with the given mode (the mode is set after writing: write_file follows the umask).
 fs::path write_private(const fs::path& file, const std::string& text, unsigned mode = 0600) {
   write_file(file, text);

@@ -35,6 +35,10 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options = 
 // Runs the ferry binary under test ($FERRY_BIN).
 RunResult run_ferry(const std::vector<std::string>& args, const RunOptions& options = {});
 
+// Standard base64 of `text` (RFC 4648, padded): how Basic credentials look on the wire
+// and in docker's config.json, for tests that look for leaked passwords.
+std::string base64(const std::string& text);
+
 // Like run(), but a non-zero exit fails the test with the command and its output.
 std::string must(const std::vector<std::string>& argv, const RunOptions& options = {});
 
