@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up, builds with warnings as errors, and runs the whole test suite (unit,
 # integration, fuzz reproducers). Integration tests may not skip here: a missing tool is
-# a failure. FERRY_SANITIZE=1 runs the suite a second time in a build with
-# AddressSanitizer + UndefinedBehaviorSanitizer (leaks, memory errors and undefined
-# behaviour in ferry and in its tests); CI does not run that second pass yet.
+# a failure. Then it runs the suite a second time in a build with AddressSanitizer +
+# UndefinedBehaviorSanitizer (leaks, memory errors and undefined behaviour in ferry and
+# in its tests); CI runs both. FERRY_SANITIZE=0 skips the second pass (about 20 minutes
+# on two cores: 10 to build, 11 to run).
 # SPDX-License-Identifier: Apache-2.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,15 +29,16 @@ status=$?
 set -e
 summary="$(count "$build") (optimised build)"
 
-if [ "${FERRY_SANITIZE:-0}" != 0 ]; then
+if [ "${FERRY_SANITIZE:-1}" != 0 ]; then
   sbuild=${SANITIZE_BUILD_DIR:-build-sanitize}
   if [ ! -f "$sbuild/build.ninja" ]; then
-    # -O1 keeps the instrumented build and its run short; every UBSan finding aborts;
-    # assertions stay on. GCC 12 warns falsely (maybe-uninitialized) inside libstdc++'s
-    # regex and std::function once instrumented, so that one warning is off here.
+    # -O0 with line tables only (-g1): on two cores this builds in about 10 minutes, less
+    # than half the time of -O1 -g, and the run stays short because the heavy work
+    # (hashing, zstd, tar) happens in the uninstrumented libraries. Every UBSan finding
+    # aborts; assertions stay on.
     meson setup "$sbuild" --wrap-mode=nodownload -Dwerror=true -Dtests=enabled -Dintegration_tests=enabled \
       -Dbuildtype=plain -Db_ndebug=false \
-      -Dcpp_args='-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all -Wno-maybe-uninitialized' \
+      -Dcpp_args='-O0 -g1 -fno-omit-frame-pointer -fno-sanitize-recover=all' \
       -Db_sanitize=address,undefined -Db_lundef=false
   fi
   ninja -C "$sbuild"

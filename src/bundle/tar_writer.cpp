@@ -58,13 +58,7 @@ void check_zstd(std::size_t result, const char* doing) {
 
 } // namespace
 
-void TarWriter::ArchiveFree::operator()(archive* a) const noexcept {
-  // archive_write_free() would otherwise close an unfinished archive, writing the
-  // padding and end-of-archive blocks into our callback: mark it failed first so it
-  // is only released (after a successful close this changes nothing).
-  archive_write_fail(a);
-  archive_write_free(a);
-}
+void TarWriter::ArchiveFree::operator()(archive* a) const noexcept { archive_write_free(a); }
 
 void TarWriter::ZstdFree::operator()(ZSTD_CCtx_s* c) const noexcept { ZSTD_freeCCtx(c); }
 
@@ -97,10 +91,18 @@ TarWriter::TarWriter(core::Sink& out, TarWriterOptions options)
   }
 }
 
-TarWriter::~TarWriter() = default;
+TarWriter::~TarWriter() {
+  // archive_write_free() closes an unfinished archive, writing the padding and the
+  // end-of-archive blocks into our callback: those are discarded. (Marking the archive
+  // failed with archive_write_fail() instead would skip that, but libarchive 3.6 then
+  // leaks the state of its output filter.)
+  m_abandoned = true;
+  m_archive.reset();
+}
 
 void TarWriter::on_tar_bytes(const char* data, std::size_t size) noexcept {
-  if (m_callback_error || size == 0) return; // after a failure the rest is discarded
+  // After a failure, or once the writer is abandoned, the rest is discarded.
+  if (m_callback_error || m_abandoned || size == 0) return;
   try {
     m_frame_open = true;
     compress(data, size, false);

@@ -85,6 +85,7 @@ private:
   std::exception_ptr m_callback_error; // thrown inside on_tar_bytes, rethrown outside libarchive
   bool m_frame_open = false;
   bool m_finished = false;
+  bool m_abandoned = false; // being destroyed: libarchive's closing writes are discarded
   std::uint64_t m_bytes_out = 0;
 };
 

@@ -76,7 +76,8 @@ TEST_CASE("ExactSource stops at its size and leaves the rest unread") {
 }
 
 TEST_CASE("read_all refuses input over its limit") {
-  ferry::core::StringSource in(std::string(100, 'x'));
+  const std::string bytes(100, 'x'); // StringSource does not own what it reads
+  ferry::core::StringSource in(bytes);
   CHECK_THROWS_AS(ferry::core::read_all(in, 99, "thing"), ferry::core::IntegrityError);
 }
 
