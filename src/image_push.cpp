@@ -30,12 +30,12 @@ namespace ferry {
 
 namespace fs = std::filesystem;
 
-namespace {
-
 std::string chart_tag(std::string version) {
   std::replace(version.begin(), version.end(), '+', '_'); // as Helm stores versions in OCI tags
   return version;
 }
+
+namespace {
 
 bool is_manifest_type(const std::string& media_type) {
   return oci::media_type::is_index(media_type) || oci::media_type::is_manifest(media_type);

@@ -32,6 +32,9 @@ struct PushTarget {
   std::string str() const { return prefix.empty() ? host : host + "/" + prefix; }
 };
 
+// The OCI tag of a chart version: "1.2.3+build" -> "1.2.3_build", as Helm stores it.
+std::string chart_tag(std::string version);
+
 // $XDG_STATE_HOME/ferry, else ~/.local/state/ferry: where push keeps its journals.
 std::filesystem::path default_state_dir();
 

@@ -45,8 +45,20 @@ const std::vector<std::string> k_release_keys = {"name",    "namespace",       "
 const std::vector<std::string> k_rule_keys = {"path", "set"};
 
 constexpr std::string_view k_manifest_hint =
-    "a bundle manifest starts with `apiVersion: ferry/v1` and `kind: Bundle`; "
-    "Hauler manifests (kind: Images, Charts, Files) are accepted from a later version of ferry";
+    "a bundle manifest starts with `apiVersion: ferry/v1` and `kind: Bundle`; Hauler manifests need "
+    "`apiVersion: content.hauler.cattle.io/v1` and `kind: Images`, `Charts` or `Files`";
+
+// Hauler manifests (content.hauler.cattle.io/v1 and v1alpha1): what ferry takes of them.
+constexpr std::string_view k_hauler_api_prefix = "content.hauler.cattle.io/";
+const std::vector<std::string> k_hauler_doc_keys = {"apiVersion", "kind", "metadata", "spec"};
+const std::vector<std::string> k_hauler_image_keys = {"name", "platform"};
+const std::vector<std::string> k_hauler_chart_keys = {"name", "repoURL", "version", "add-images", "add-dependencies"};
+const std::vector<std::string> k_hauler_file_keys = {"path", "name"};
+// Hauler's cosign verification of source images: ferry cannot honour it, and dropping it
+// silently would pack unverified images for someone who asked for verification.
+const std::vector<std::string> k_hauler_cosign_keys = {
+    "key", "certificate-identity", "certificate-identity-regexp", "certificate-oidc-issuer",
+    "certificate-oidc-issuer-regexp", "certificate-github-workflow-repository", "tlog-upload", "use-tlog-verify"};
 
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
@@ -142,9 +154,12 @@ struct Field {
   const YAML::Node& where() const { return value.IsNull() || value.Mark().is_null() ? key_node : value; }
 };
 
+// The file stem made a valid bundle name (plain image lists and Hauler manifests).
+std::string name_from_stem(const fs::path& file);
+
 class ManifestParser {
 public:
-  ManifestParser(const fs::path& file, BundleManifest& out) : m_shown(core::display(file)), m_out(out) {}
+  ManifestParser(const fs::path& file, BundleManifest& out) : m_file(file), m_shown(core::display(file)), m_out(out) {}
 
   void parse(const std::string& text) {
     std::vector<YAML::Node> docs;
@@ -159,8 +174,145 @@ public:
       throw UsageError(position(e.mark) + "YAML syntax error: " + e.msg);
     }
     if (docs.empty()) throw UsageError(m_shown + ":1:1: the manifest is empty", std::string(k_manifest_hint));
+    if (is_hauler(docs.front())) {
+      parse_root(hauler_to_bundle(docs));
+      return;
+    }
     if (docs.size() > 1) fail(docs[1], "the manifest holds more than one YAML document", "keep one bundle per file");
-    const YAML::Node& root = docs.front();
+    parse_root(docs.front());
+  }
+
+private:
+  static bool is_hauler(const YAML::Node& doc) {
+    if (!doc.IsMap()) return false;
+    const YAML::Node api = doc["apiVersion"];
+    return api && api.IsScalar() && api.Scalar().rfind(k_hauler_api_prefix, 0) == 0;
+  }
+
+  // Hauler documents as the equivalent ferry manifest; the values keep their nodes (and
+  // so their line and column for messages).
+  YAML::Node hauler_to_bundle(const std::vector<YAML::Node>& docs) {
+    YAML::Node images(YAML::NodeType::Sequence);
+    YAML::Node charts(YAML::NodeType::Sequence);
+    YAML::Node files(YAML::NodeType::Sequence);
+    for (const YAML::Node& doc : docs) {
+      if (doc.IsNull()) continue; // an empty document between two `---`
+      if (!is_hauler(doc)) {
+        fail(doc, "a Hauler manifest may hold only Hauler documents (apiVersion " + std::string(k_hauler_api_prefix) +
+                      "…)", "keep ferry manifests and Hauler manifests in separate files");
+      }
+      const std::vector<Field> fields = entries(doc, "the Hauler document");
+      check_unknown(fields, k_hauler_doc_keys, "the Hauler document");
+      const std::string kind = non_empty(required(doc, fields, "kind", "the Hauler document"), "kind");
+      const Field& spec = required(doc, fields, "spec", "the Hauler " + kind + " document");
+      const std::vector<Field> spec_fields = map(spec, "spec");
+      if (kind == "Images") {
+        check_unknown(spec_fields, {"images"}, "spec of kind Images");
+        if (const Field* f = find(spec_fields, "images")) {
+          for (const YAML::Node& item : list(*f, "spec.images")) images.push_back(hauler_image(item));
+        }
+      } else if (kind == "Charts") {
+        check_unknown(spec_fields, {"charts"}, "spec of kind Charts");
+        if (const Field* f = find(spec_fields, "charts")) {
+          for (const YAML::Node& item : list(*f, "spec.charts")) charts.push_back(hauler_chart(item));
+        }
+      } else if (kind == "Files") {
+        check_unknown(spec_fields, {"files"}, "spec of kind Files");
+        if (const Field* f = find(spec_fields, "files")) {
+          for (const YAML::Node& item : list(*f, "spec.files")) files.push_back(hauler_file(item));
+        }
+      } else {
+        fail(find(fields, "kind")->where(), "Hauler kind '" + kind + "' is not supported",
+             "ferry reads Hauler kinds Images, Charts and Files");
+      }
+    }
+    YAML::Node root(YAML::NodeType::Map);
+    root["apiVersion"] = "ferry/v1";
+    root["kind"] = "Bundle";
+    YAML::Node metadata(YAML::NodeType::Map);
+    metadata["name"] = name_from_stem(m_file);
+    metadata["version"] = "0";
+    root["metadata"] = metadata;
+    if (images.size() > 0) root["images"] = images;
+    if (charts.size() > 0) root["charts"] = charts;
+    if (files.size() > 0) root["files"] = files;
+    return root;
+  }
+
+  void refuse_cosign(const std::vector<Field>& fields) const {
+    for (const auto& field : fields) {
+      if (std::find(k_hauler_cosign_keys.begin(), k_hauler_cosign_keys.end(), field.key) != k_hauler_cosign_keys.end()) {
+        fail(field.key_node, "Hauler's '" + field.key + "' asks for a cosign verification of the source image, "
+                             "which ferry does not do",
+             "verify the image with `cosign verify` before packing and remove '" + field.key +
+                 "'; ferry signs the bundle and checks every digest");
+      }
+    }
+  }
+
+  // {name: REF, platform: os/arch} -> REF or {ref: REF, platforms: [os/arch]}.
+  YAML::Node hauler_image(const YAML::Node& item) {
+    if (item.IsScalar()) return item;
+    if (!item.IsMap()) fail(item, "items of spec.images must be maps, found " + type_name(item));
+    const std::vector<Field> fields = entries(item, "an image of spec.images");
+    refuse_cosign(fields);
+    check_unknown(fields, k_hauler_image_keys, "an image of spec.images");
+    const Field& name = required(item, fields, "name", "image at line " + std::to_string(line_of(item)));
+    const Field* platform = find(fields, "platform");
+    if (!platform) return name.value;
+    YAML::Node out(YAML::NodeType::Map);
+    out["ref"] = name.value;
+    YAML::Node platforms(YAML::NodeType::Sequence);
+    platforms.push_back(platform->value);
+    out["platforms"] = platforms;
+    return out;
+  }
+
+  // {name, repoURL, version, add-images} -> {name, repo, version, images: auto}.
+  YAML::Node hauler_chart(const YAML::Node& item) {
+    if (!item.IsMap()) fail(item, "items of spec.charts must be maps, found " + type_name(item));
+    const std::vector<Field> fields = entries(item, "a chart of spec.charts");
+    check_unknown(fields, k_hauler_chart_keys, "a chart of spec.charts");
+    const std::string what = "chart at line " + std::to_string(line_of(item));
+    YAML::Node out(YAML::NodeType::Map);
+    out["name"] = required(item, fields, "name", what).value;
+    const Field& repo = required(item, fields, "repoURL", what);
+    const std::string url = non_empty(repo, "repoURL");
+    if (url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0 || url.rfind("oci://", 0) == 0) {
+      out["repo"] = repo.value;
+    } else {
+      out["path"] = (fs::path(url) / out["name"].Scalar()).string(); // a local directory of charts
+    }
+    const Field* version = find(fields, "version");
+    if (!version) {
+      fail(item, what + " has no 'version'",
+           "ferry packs a chart at a version it can record: give an exact version or a constraint such as '^1.2.0'");
+    }
+    out["version"] = version->value;
+    if (const Field* add = find(fields, "add-images"); add && boolean(*add, "add-images")) out["images"] = "auto";
+    // add-dependencies: ferry vendors a chart's missing dependencies whatever it says.
+    return out;
+  }
+
+  // {path: FILE, name: NAME} -> {path: NAME (default: FILE's name), source: FILE}.
+  YAML::Node hauler_file(const YAML::Node& item) {
+    if (!item.IsMap()) fail(item, "items of spec.files must be maps, found " + type_name(item));
+    const std::vector<Field> fields = entries(item, "a file of spec.files");
+    check_unknown(fields, k_hauler_file_keys, "a file of spec.files");
+    const Field& path = required(item, fields, "path", "file at line " + std::to_string(line_of(item)));
+    const std::string source = non_empty(path, "path");
+    if (source.find("://") != std::string::npos) {
+      fail(path.where(), "file '" + source + "' is a URL; ferry packs local files",
+           "download it first (on the connected side) and give its local path");
+    }
+    YAML::Node out(YAML::NodeType::Map);
+    const Field* name = find(fields, "name");
+    out["path"] = name ? name->value : YAML::Node(fs::path(source).filename().string());
+    out["source"] = path.value;
+    return out;
+  }
+
+  void parse_root(const YAML::Node& root) {
     if (!root.IsMap()) {
       fail(root, "expected a bundle manifest (a YAML map), found " + type_name(root), std::string(k_manifest_hint));
     }
@@ -677,6 +829,7 @@ private:
     }
   }
 
+  fs::path m_file;
   std::string m_shown;
   BundleManifest& m_out;
   std::map<std::string, int> m_image_lines;

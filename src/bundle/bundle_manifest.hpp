@@ -66,6 +66,10 @@ struct BundleManifest {
 // - YAML `apiVersion: ferry/v1`, `kind: Bundle` (DESIGN §3);
 // - a plain image list: one reference per line, `#` comments and blank lines ignored
 //   (name = the file's stem, version "0");
+// - Hauler manifests (apiVersion content.hauler.cattle.io/…, kinds Images, Charts and
+//   Files), read as the equivalent ferry manifest (name = the file's stem, version "0",
+//   recorded in source_json in ferry's form); cosign verification keys and file URLs are
+//   refused;
 // Every problem is a UsageError whose message starts "FILE:LINE:COLUMN: " (or
 // "FILE:LINE: ") and names the key or value: YAML syntax errors, unknown keys (with a
 // "did you mean" hint), wrong types, missing required keys, bad references, bad

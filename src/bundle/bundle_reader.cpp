@@ -50,6 +50,73 @@ std::string shown(const std::string& path) { return path.size() > 200 ? path.sub
 
 } // namespace
 
+BundleDescriptor check_descriptor(const std::string& descriptor_bytes, const std::optional<std::string>& signature,
+                                  const TrustedKeys& trusted, SignaturePolicy policy, const std::string& display,
+                                  SignatureCheck& check) {
+  BundleDescriptor descriptor;
+  check.has_signature = signature.has_value();
+  if (policy == SignaturePolicy::require) {
+    if (!signature) {
+      throw core::IntegrityError("bundle " + display + " is not signed (no ferry.json.sig after ferry.json)",
+                                 "ask the release engineer for a bundle packed with `ferry pack --key`; only if you "
+                                 "accept an unverified bundle, pass --insecure-skip-signature");
+    }
+    // The raw bytes are checked against every trusted key before anything in them is
+    // parsed: unsigned input never reaches the JSON parser on this path.
+    const PublicKey* key = nullptr;
+    for (const auto& candidate : trusted.keys()) {
+      if (candidate.verify(descriptor_bytes, *signature)) {
+        key = &candidate;
+        break;
+      }
+    }
+    if (!key) {
+      // Only now, for the message, look at what ferry.json claims (it may be garbage).
+      std::string claimed;
+      try {
+        const BundleDescriptor unverified = parse_descriptor(descriptor_bytes);
+        if (unverified.signer) claimed = unverified.signer->key_id;
+      } catch (const core::Error&) {
+      }
+      std::string have;
+      for (const auto& id : trusted.key_ids()) have += (have.empty() ? "" : ", ") + id;
+      if (!claimed.empty() && !trusted.find(claimed)) {
+        throw core::IntegrityError("bundle " + display + " is signed by key " + claimed +
+                                       ", which is not among the trusted keys (" + (have.empty() ? "none given" : have) +
+                                       ")",
+                                   "pass the signer's public key with --pubkey after confirming its key id with the "
+                                   "release engineer (`ferry keygen` printed it)");
+      }
+      throw core::IntegrityError("the signature of ferry.json in " + display + " does not verify with the trusted key" +
+                                     (trusted.keys().size() == 1 ? " " : "s ") + have +
+                                     ": ferry.json or its signature was changed",
+                                 std::string(k_recopy_hint));
+    }
+    BundleDescriptor unverified = parse_descriptor(descriptor_bytes);
+    if (!unverified.signer || unverified.signer->key_id != key->key_id()) {
+      throw core::IntegrityError("ferry.json in " + display + " names signer " +
+                                 (unverified.signer ? unverified.signer->key_id : std::string("(none)")) +
+                                 ", but it was signed by " + key->key_id() + " (" + key->display() + ")");
+    }
+    if (std::string(to_string(key->type())) != unverified.signer->algorithm) {
+      throw core::IntegrityError("ferry.json in " + display + " says it was signed with " + unverified.signer->algorithm +
+                                 ", but key " + key->key_id() + " (" + key->display() + ") is " +
+                                 std::string(to_string(key->type())));
+    }
+    descriptor = std::move(unverified);
+    check.status = SignatureCheck::Status::verified;
+    check.key_display = key->display();
+  } else {
+    descriptor = parse_descriptor(descriptor_bytes);
+    check.status = SignatureCheck::Status::skipped;
+  }
+  if (descriptor.signer) {
+    check.key_id = descriptor.signer->key_id;
+    check.algorithm = descriptor.signer->algorithm;
+  }
+  return descriptor;
+}
+
 BundleReader::BundleReader(core::Source& in, std::string display)
     : m_display(std::move(display)), m_tar(in, m_display) {}
 
@@ -104,68 +171,8 @@ void BundleReader::read_head(const TrustedKeys& trusted, SignaturePolicy policy)
   } else {
     m_pending = std::move(second);
   }
-  m_signature.has_signature = signature.has_value();
 
-  if (policy == SignaturePolicy::require) {
-    if (!signature) {
-      throw core::IntegrityError("bundle " + m_display + " is not signed (no ferry.json.sig after ferry.json)",
-                                 "ask the release engineer for a bundle packed with `ferry pack --key`; only if you "
-                                 "accept an unverified bundle, pass --insecure-skip-signature");
-    }
-    // The raw bytes are checked against every trusted key before anything in them is
-    // parsed: unsigned input never reaches the JSON parser on this path.
-    const PublicKey* key = nullptr;
-    for (const auto& candidate : trusted.keys()) {
-      if (candidate.verify(descriptor_bytes, *signature)) {
-        key = &candidate;
-        break;
-      }
-    }
-    if (!key) {
-      // Only now, for the message, look at what ferry.json claims (it may be garbage).
-      std::string claimed;
-      try {
-        const BundleDescriptor unverified = parse_descriptor(descriptor_bytes);
-        if (unverified.signer) claimed = unverified.signer->key_id;
-      } catch (const core::Error&) {
-      }
-      std::string have;
-      for (const auto& id : trusted.key_ids()) have += (have.empty() ? "" : ", ") + id;
-      if (!claimed.empty() && !trusted.find(claimed)) {
-        throw core::IntegrityError("bundle " + m_display + " is signed by key " + claimed +
-                                       ", which is not among the trusted keys (" + (have.empty() ? "none given" : have) +
-                                       ")",
-                                   "pass the signer's public key with --pubkey after confirming its key id with the "
-                                   "release engineer (`ferry keygen` printed it)");
-      }
-      throw core::IntegrityError("the signature of ferry.json in " + m_display + " does not verify with the trusted key" +
-                                     (trusted.keys().size() == 1 ? " " : "s ") + have +
-                                     ": ferry.json or its signature was changed",
-                                 std::string(k_recopy_hint));
-    }
-    BundleDescriptor unverified = parse_descriptor(descriptor_bytes);
-    if (!unverified.signer || unverified.signer->key_id != key->key_id()) {
-      throw core::IntegrityError("ferry.json in " + m_display + " names signer " +
-                                 (unverified.signer ? unverified.signer->key_id : std::string("(none)")) +
-                                 ", but it was signed by " + key->key_id() + " (" + key->display() + ")");
-    }
-    if (std::string(to_string(key->type())) != unverified.signer->algorithm) {
-      throw core::IntegrityError("ferry.json in " + m_display + " says it was signed with " + unverified.signer->algorithm +
-                                 ", but key " + key->key_id() + " (" + key->display() + ") is " +
-                                 std::string(to_string(key->type())));
-    }
-    m_descriptor = std::move(unverified);
-    m_signature.status = SignatureCheck::Status::verified;
-    m_signature.key_display = key->display();
-  } else {
-    m_descriptor = parse_descriptor(descriptor_bytes);
-    m_signature.status = SignatureCheck::Status::skipped;
-  }
-  if (m_descriptor.signer) {
-    m_signature.key_id = m_descriptor.signer->key_id;
-    m_signature.algorithm = m_descriptor.signer->algorithm;
-  }
-
+  m_descriptor = check_descriptor(descriptor_bytes, signature, trusted, policy, m_display, m_signature);
   m_head.emplace_back(std::string(k_descriptor_path), m_descriptor_bytes);
   if (m_signature.has_signature) m_head.emplace_back(std::string(k_signature_path), m_signature_text);
   if (m_descriptor.volumes) read_volume_label();

@@ -36,6 +36,13 @@ struct SignatureCheck {
   bool has_signature = false;
 };
 
+// Checks the exact bytes of ferry.json against its signature (raw bytes; nullopt when
+// there is none) as BundleReader::open does, parses them and fills `check`: `display`
+// names the bundle (or extracted directory) in messages. IntegrityErrors as open().
+BundleDescriptor check_descriptor(const std::string& descriptor_bytes, const std::optional<std::string>& signature,
+                                  const TrustedKeys& trusted, SignaturePolicy policy, const std::string& display,
+                                  SignatureCheck& check);
+
 // Which part of a blob a piece entry is (split bundles, bundle/volumes.hpp).
 struct PieceOf {
   core::Digest blob;

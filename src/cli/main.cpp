@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   CLI::App app{"ferry: carry Kubernetes software across an air gap.\n"
                "  connected side:  ferry keygen, ferry pack (--base for a differential bundle), ferry diff\n"
                "  isolated side:   ferry verify, ferry inspect, ferry extract, ferry push, ferry values, ferry check,\n"
-               "                   ferry upgrade, ferry unpack (all of these stages), ferry doctor, ferry inventory",
+               "                   ferry upgrade, ferry unpack (all of these stages), ferry doctor, ferry inventory,\n"
+               "                   ferry serve (a read-only registry over a bundle)",
                "ferry"};
   app.set_version_flag("--version", std::string("ferry ") + ferry::cli::ferry_version());
   app.require_subcommand(1);
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
   ferry::cli::add_upgrade(app, run);
   ferry::cli::add_inventory(app, run);
   ferry::cli::add_diff(app, run);
+  ferry::cli::add_serve(app, run);
   ferry::cli::add_version(app, run);
 
   // ferry takes no secret on the command line (every user of the machine can read it

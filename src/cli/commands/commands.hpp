@@ -41,6 +41,7 @@ void add_upgrade(CLI::App& app, CommandRun& run);
 void add_version(CLI::App& app, CommandRun& run);
 void add_inventory(CLI::App& app, CommandRun& run);
 void add_diff(CLI::App& app, CommandRun& run);
+void add_serve(CLI::App& app, CommandRun& run);
 
 // The passphrase for a private key: the file's first line when `file` is given, else
 // $FERRY_KEY_PASSPHRASE (then removed from the environment), else nothing. Never from

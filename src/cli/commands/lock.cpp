@@ -28,7 +28,7 @@ void add_lock(CLI::App& app, CommandRun& run) {
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("lock", "Resolve a bundle manifest into its lock file (no layer is downloaded)");
-  cmd->add_option("-f,--file", flags->manifest, "Bundle manifest (YAML, see manifests/) or a plain image list")->required();
+  cmd->add_option("-f,--file", flags->manifest, "Bundle manifest (YAML, see manifests/), a Hauler manifest (kinds Images, Charts, Files) or a plain image list")->required();
   cmd->add_option("-o,--out", flags->output,
                   "Lock file to write (default MANIFEST.lock.json beside the manifest: NAME.lock.json for NAME.yaml)");
   add_registry_flags(*cmd, flags->registry, "source registries and chart repositories");

@@ -157,7 +157,7 @@ void add_pack(CLI::App& app, CommandRun& run) {
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("pack", "Build a signed bundle from a bundle manifest");
-  cmd->add_option("-f,--file", flags->manifest, "Bundle manifest (YAML, see manifests/) or a plain image list")->required();
+  cmd->add_option("-f,--file", flags->manifest, "Bundle manifest (YAML, see manifests/), a Hauler manifest (kinds Images, Charts, Files) or a plain image list")->required();
   cmd->add_option("-o,--out", flags->output,
                   "Bundle to write, NAME.tar.zst (NAME.sha256 is written beside it); required unless --dry-run");
   cmd->add_option("--key", flags->key, "Private signing key (from `ferry keygen`); required unless --dry-run");

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "image_push.hpp"
 #include "isolated.hpp"
+#include "mirror_config.hpp"
 #include "values/rewrite.hpp"
 
 #include "cli/commands/commands.hpp"
@@ -28,7 +29,35 @@ struct ValuesFlags : TrustFlags {
   std::string registry;
   bool pin_digests = false;
   std::string out;
+  std::vector<std::string> mirror_configs;
+  std::string mirror_ca;
+  bool plain_http = false;
 };
+
+struct WrittenMirrorConfig {
+  MirrorKind kind;
+  std::vector<std::filesystem::path> files;
+};
+
+// --mirror-config: each runtime's files under DIR, written atomically.
+std::vector<WrittenMirrorConfig> write_mirror_configs(const ValuesFlags& flags, const ValuesOptions& options,
+                                                      const ValuesResult& r) {
+  std::vector<WrittenMirrorConfig> written;
+  const std::vector<std::string> registries = source_registries(r.descriptor);
+  MirrorConfigOptions mirror{options.target, flags.plain_http, flags.mirror_ca,
+                             r.descriptor.name + " " + r.descriptor.version};
+  for (const auto& name : flags.mirror_configs) {
+    WrittenMirrorConfig w{parse_mirror_kind(name), {}};
+    for (const MirrorFile& file : mirror_config(w.kind, registries, mirror)) {
+      const std::filesystem::path target = std::filesystem::path(flags.out) / file.path;
+      std::filesystem::create_directories(target.parent_path());
+      core::write_file_atomic(target, file.content);
+      w.files.push_back(target);
+    }
+    written.push_back(std::move(w));
+  }
+  return written;
+}
 
 // BUNDLE mode: one overlay per release, written to DIR/RELEASE.yaml; the report on stdout.
 void run_bundle_values(const ValuesFlags& flags, Output& out) {
@@ -46,9 +75,18 @@ void run_bundle_values(const ValuesFlags& flags, Output& out) {
   options.trust = trust_options(flags);
   options.out_dir = flags.out;
   options.pin_digests = flags.pin_digests;
+  for (const auto& name : flags.mirror_configs) (void)parse_mirror_kind(name); // before anything is written
   const ValuesResult r = write_release_overlays(options, out);
+  const std::vector<WrittenMirrorConfig> mirrors = write_mirror_configs(flags, options, r);
 
   if (out.json()) {
+    nlohmann::json mirrors_json = nlohmann::json::array();
+    for (const auto& m : mirrors) {
+      nlohmann::json files = nlohmann::json::array();
+      for (const auto& f : m.files) files.push_back(f.string());
+      mirrors_json.push_back({{"runtime", to_string(m.kind)}, {"registries", source_registries(r.descriptor)},
+                              {"files", files}});
+    }
     nlohmann::json releases = nlohmann::json::array();
     for (const auto& rv : r.releases) {
       releases.push_back({{"name", rv.name},
@@ -66,8 +104,16 @@ void run_bundle_values(const ValuesFlags& flags, Output& out) {
                      {"pinDigests", flags.pin_digests},
                      {"outputDir", flags.out},
                      {"signature", signature_text(r.signature)},
-                     {"releases", releases}});
+                     {"releases", releases},
+                     {"mirrorConfigs", mirrors_json}});
     return;
+  }
+  for (const auto& m : mirrors) {
+    std::string files;
+    for (const auto& f : m.files) files += (files.empty() ? "" : ", ") + f.string();
+    out.result(fmt::format("mirror configuration for {} ({} source registr{} to {}): {}", to_string(m.kind),
+                           source_registries(r.descriptor).size(),
+                           source_registries(r.descriptor).size() == 1 ? "y" : "ies", options.target.str(), files));
   }
   if (r.releases.empty()) out.result("the bundle has no releases: no overlay written");
   for (const auto& rv : r.releases) {
@@ -106,6 +152,10 @@ void run_values(const ValuesFlags& flags, Output& out) {
   }
   if (!flags.pubkeys.empty() || flags.skip) {
     throw core::UsageError("--pubkey and --insecure-skip-signature are for a BUNDLE, not --chart");
+  }
+  if (!flags.mirror_configs.empty()) {
+    throw core::UsageError("--mirror-config is for a BUNDLE, not --chart",
+                           "the mirror configuration maps the source registries of a bundle's images");
   }
   const PushTarget target = PushTarget::parse(flags.registry);
   values::Options options;
@@ -165,6 +215,14 @@ void add_values(CLI::App& app, CommandRun& run) {
   cmd->add_option("-o,--out", flags->out,
                   "BUNDLE: the directory for RELEASE.yaml overlays (created if missing). --chart: write the overlay to "
                   "this file (atomically); default: standard output");
+  cmd->add_option("--mirror-config", flags->mirror_configs,
+                  "BUNDLE: also write node mirror configuration mapping every source registry of the bundle to "
+                  "--registry, for containerd (certs.d/REGISTRY/hosts.toml), k3s or rke2 (registries.yaml) or cri-o "
+                  "(registries.conf.d/50-ferry-mirrors.conf), in -o DIR; repeatable")
+      ->allow_extra_args(false);
+  cmd->add_option("--mirror-ca", flags->mirror_ca,
+                  "Path of the internal registry's CA certificate on the nodes, for the mirror configuration");
+  cmd->add_flag("--plain-http", flags->plain_http, "The internal registry speaks plain HTTP (mirror configuration)");
   add_trust_flags(*cmd, *flags, "Trusted public key for a BUNDLE; repeat for several");
   cmd->footer("With a BUNDLE only values naming the bundle's images are rewritten, to where `ferry push`\n"
               "puts them (HOST[:PORT]/PREFIX/<source path>, Docker Hub short names as library/NAME), using\n"

@@ -154,8 +154,10 @@ bool Background::running() const {
   return info.si_pid == 0;
 }
 
-void Background::kill_now() {
-  if (m_pid > 0) ::kill(m_pid, SIGKILL);
+void Background::kill_now() { signal(SIGKILL); }
+
+void Background::signal(int number) {
+  if (m_pid > 0) ::kill(m_pid, number);
 }
 
 RunResult Background::wait() {

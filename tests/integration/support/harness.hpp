@@ -57,6 +57,8 @@ public:
   bool running() const;
   // Sends SIGKILL; does nothing once wait() has returned.
   void kill_now();
+  // Sends signal `number` (SIGTERM, SIGINT, …); does nothing once wait() has returned.
+  void signal(int number);
   // Waits for the end and returns what it printed; exit_code is 128 + signal when killed,
   // 127 when it could not start. Call it once.
   RunResult wait();

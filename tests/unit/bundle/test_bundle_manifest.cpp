@@ -264,10 +264,9 @@ TEST_CASE("parse_bundle_manifest asks for apiVersion and kind in other YAML") {
     CHECK(contains(f.hint, "`kind: Bundle`"));
     CHECK(contains(f.hint, "Hauler"));
   }
-  SUBCASE("a Hauler manifest") {
-    const auto f = failure_of("apiVersion: content.hauler.cattle.io/v1alpha1\nkind: Images\nspec: {}\n");
-    CHECK(f.message == "m.yaml:1:13: apiVersion is 'content.hauler.cattle.io/v1alpha1', expected 'ferry/v1'");
-    CHECK(contains(f.hint, "Hauler"));
+  SUBCASE("an apiVersion of neither") {
+    const auto f = failure_of("apiVersion: example.com/v1\nkind: Images\nspec: {}\n");
+    CHECK(f.message == "m.yaml:1:13: apiVersion is 'example.com/v1', expected 'ferry/v1'");
   }
   SUBCASE("a list") {
     const auto f = failure_of("- nginx\n- redis\n");
@@ -393,3 +392,79 @@ TEST_CASE("the example manifests in manifests/ parse") {
 }
 
 } // TEST_SUITE
+
+TEST_CASE("parse_bundle_manifest reads Hauler Images, Charts and Files as the equivalent ferry manifest") {
+  const std::string text = "apiVersion: content.hauler.cattle.io/v1\n"
+                           "kind: Images\n"
+                           "metadata: {name: imgs}\n"
+                           "spec:\n"
+                           "  images:\n"
+                           "    - name: busybox\n"
+                           "    - name: quay.io/minio/minio:RELEASE.2025-05-30T11-03-39Z\n"
+                           "      platform: linux/arm64\n"
+                           "---\n"
+                           "apiVersion: content.hauler.cattle.io/v1alpha1\n"
+                           "kind: Charts\n"
+                           "metadata: {name: charts}\n"
+                           "spec:\n"
+                           "  charts:\n"
+                           "    - name: rancher\n"
+                           "      repoURL: https://releases.rancher.com/server-charts/stable\n"
+                           "      version: 2.8.4\n"
+                           "      add-images: true\n"
+                           "    - name: hauler-helm\n"
+                           "      repoURL: oci://ghcr.io/hauler-dev\n"
+                           "      version: \"^1.0.0\"\n"
+                           "---\n"
+                           "apiVersion: content.hauler.cattle.io/v1\n"
+                           "kind: Files\n"
+                           "metadata: {name: files}\n"
+                           "spec:\n"
+                           "  files:\n"
+                           "    - path: bin/install.sh\n"
+                           "    - path: ./licence.txt\n"
+                           "      name: docs/licence.txt\n";
+  const auto m = parse_bundle_manifest(text, "Site content.yaml");
+  CHECK(m.name == "site-content");
+  CHECK(m.version == "0");
+  REQUIRE(m.images.size() == 2);
+  CHECK(m.images[0].ref == "busybox");
+  CHECK(m.images[1].ref == "quay.io/minio/minio:RELEASE.2025-05-30T11-03-39Z");
+  REQUIRE(m.images[1].platforms.size() == 1);
+  CHECK(m.images[1].platforms[0].str() == "linux/arm64");
+  REQUIRE(m.charts.size() == 2);
+  CHECK(m.charts[0].name == "rancher");
+  CHECK(m.charts[0].repo == "https://releases.rancher.com/server-charts/stable");
+  CHECK(m.charts[0].version == "2.8.4");
+  CHECK(m.charts[0].images_auto);
+  CHECK(m.charts[1].repo == "oci://ghcr.io/hauler-dev");
+  CHECK(!m.charts[1].images_auto);
+  REQUIRE(m.files.size() == 2);
+  CHECK(m.files[0].path == "install.sh");
+  CHECK(m.files[0].source == "bin/install.sh");
+  CHECK(m.files[1].path == "docs/licence.txt");
+  // Recorded in ferry.json as the ferry manifest it stands for.
+  const auto source = nlohmann::json::parse(m.source_json);
+  CHECK(source["kind"] == "Bundle");
+  CHECK(source["charts"][0]["images"] == "auto");
+  CHECK(source["images"][1]["platforms"] == nlohmann::json{"linux/arm64"});
+}
+
+TEST_CASE("parse_bundle_manifest refuses what it cannot honour in a Hauler manifest, at the line") {
+  const std::string head = "apiVersion: content.hauler.cattle.io/v1\nkind: Images\nspec:\n  images:\n";
+  auto f = failure_of(head + "    - name: nginx\n      key: cosign.pub\n");
+  CHECK(f.message == "m.yaml:6:7: Hauler's 'key' asks for a cosign verification of the source image, which ferry "
+                     "does not do");
+  CHECK(contains(f.hint, "cosign verify"));
+  f = failure_of(head + "    - name: nginx\n      rewrite: other/nginx\n");
+  CHECK(contains(f.message, "m.yaml:6:7: unknown key 'rewrite'"));
+  f = failure_of("apiVersion: content.hauler.cattle.io/v1\nkind: Files\nspec:\n  files:\n    - path: https://get.rke2.io\n");
+  CHECK(contains(f.message, "m.yaml:5:13: file 'https://get.rke2.io' is a URL"));
+  f = failure_of("apiVersion: content.hauler.cattle.io/v1\nkind: Charts\nspec:\n  charts:\n    - name: x\n      repoURL: "
+                 "https://c.example.com\n");
+  CHECK(contains(f.message, "m.yaml:5:7: chart at line 5 has no 'version'"));
+  f = failure_of("apiVersion: content.hauler.cattle.io/v1\nkind: ThickCharts\nspec: {}\n");
+  CHECK(contains(f.message, "Hauler kind 'ThickCharts' is not supported"));
+  f = failure_of("apiVersion: content.hauler.cattle.io/v1\nkind: Images\nspec: {}\n---\n" + k_head);
+  CHECK(contains(f.message, "may hold only Hauler documents"));
+}
