@@ -224,15 +224,6 @@ Keys make_keys(const TestDir& dir) {
   return {dir / "load.key", dir / "load.pub"};
 }
 
-std::map<std::string, std::string> isolated_env(const TestDir& dir) {
-  for (const char* sub : {"home", "state", "cache"}) fs::create_directories(dir / sub);
-  return {{"HOME", (dir / "home").string()},
-          {"XDG_STATE_HOME", (dir / "state").string()},
-          {"XDG_CACHE_HOME", (dir / "cache").string()},
-          {"NO_PROXY", "127.0.0.1,localhost"},
-          {"no_proxy", "127.0.0.1,localhost"}};
-}
-
 struct Timed {
   RunResult result;
   double seconds = 0;

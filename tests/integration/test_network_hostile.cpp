@@ -66,18 +66,6 @@ std::unique_ptr<Source> seeded_source(const TestDir& dir, RegistryOptions option
   return s;
 }
 
-// HOME, state, cache and docker config inside the test directory (every test fetches
-// afresh, whatever ran before), and no proxy from the environment.
-std::map<std::string, std::string> isolated_env(const TestDir& dir) {
-  for (const char* sub : {"home", "state", "cache", "docker"}) fs::create_directories(dir / sub);
-  return {{"HOME", (dir / "home").string()},
-          {"XDG_STATE_HOME", (dir / "state").string()},
-          {"XDG_CACHE_HOME", (dir / "cache").string()},
-          {"DOCKER_CONFIG", (dir / "docker").string()},
-          {"NO_PROXY", "127.0.0.1,localhost"},
-          {"no_proxy", "127.0.0.1,localhost"}};
-}
-
 // A bundle manifest `name`.yaml in `dir` listing `refs`.
 fs::path write_manifest(const TestDir& dir, const std::string& name, const std::vector<std::string>& refs) {
   const fs::path file = dir / (name + ".yaml");

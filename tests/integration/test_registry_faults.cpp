@@ -73,17 +73,6 @@ fs::path write_manifest(const TestDir& dir, const std::string& host) {
   return file;
 }
 
-// HOME, the state and docker config directories inside the test directory (so ferry's
-// state files land where the test can read them), and no HTTP proxy from the environment.
-std::map<std::string, std::string> isolated_env(const TestDir& dir) {
-  for (const char* sub : {"home", "state", "docker"}) fs::create_directories(dir / sub);
-  return {{"HOME", (dir / "home").string()},
-          {"XDG_STATE_HOME", (dir / "state").string()},
-          {"DOCKER_CONFIG", (dir / "docker").string()},
-          {"NO_PROXY", "127.0.0.1,localhost"},
-          {"no_proxy", "127.0.0.1,localhost"}};
-}
-
 struct Timed {
   RunResult result;
   std::chrono::milliseconds elapsed{0};

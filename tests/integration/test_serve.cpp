@@ -22,13 +22,6 @@ namespace {
 const std::vector<std::string> k_tools = {"umoci", "skopeo", "helm", "curl", "openssl", "sha256sum", "tar"};
 const RunOptions k_epoch{.cwd = {}, .env = {{"SOURCE_DATE_EPOCH", "1700000000"}}, .input = {}};
 
-std::map<std::string, std::string> isolated_env(const TestDir& dir) {
-  for (const char* sub : {"home", "state", "cache", "docker"}) fs::create_directories(dir / sub);
-  return {{"HOME", (dir / "home").string()},          {"XDG_STATE_HOME", (dir / "state").string()},
-          {"XDG_CACHE_HOME", (dir / "cache").string()}, {"DOCKER_CONFIG", (dir / "docker").string()},
-          {"NO_PROXY", "127.0.0.1,localhost"},          {"no_proxy", "127.0.0.1,localhost"}};
-}
-
 struct Packed {
   Fixtures f;
   fs::path bundle;

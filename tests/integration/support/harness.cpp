@@ -173,6 +173,13 @@ RunResult Background::wait() {
   return m_result;
 }
 
+std::map<std::string, std::string> isolated_env(const TestDir& dir) {
+  for (const char* sub : {"home", "state", "cache", "docker"}) std::filesystem::create_directories(dir / sub);
+  return {{"HOME", (dir / "home").string()},          {"XDG_STATE_HOME", (dir / "state").string()},
+          {"XDG_CACHE_HOME", (dir / "cache").string()}, {"DOCKER_CONFIG", (dir / "docker").string()},
+          {"NO_PROXY", "127.0.0.1,localhost"},          {"no_proxy", "127.0.0.1,localhost"}};
+}
+
 std::string base64(const std::string& text) {
   static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;

@@ -39,6 +39,11 @@ RunResult run_ferry(const std::vector<std::string>& args, const RunOptions& opti
 // and in docker's config.json, for tests that look for leaked passwords.
 std::string base64(const std::string& text);
 
+// Environment for a ferry run that shares nothing with the user or other tests: HOME,
+// XDG_STATE_HOME, XDG_CACHE_HOME and DOCKER_CONFIG in directories under `dir` (created),
+// and no proxy for 127.0.0.1 and localhost.
+std::map<std::string, std::string> isolated_env(const ferry::test::TestDir& dir);
+
 // Like run(), but a non-zero exit fails the test with the command and its output.
 std::string must(const std::vector<std::string>& argv, const RunOptions& options = {});
 
