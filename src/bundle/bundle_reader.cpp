@@ -424,6 +424,7 @@ StreamStats BundleReader::read_entries(const EntryTarget& target, core::Progress
   if (!m_opened) throw core::Error(core::ExitCode::failure, "BundleReader::read_entries called before open");
   StreamStats stats;
   const std::uint64_t total = m_descriptor.blob_bytes();
+  std::uint64_t blob_bytes = 0;
 
   auto next = [&]() -> std::optional<TarEntry> {
     if (m_pending) {
@@ -444,9 +445,13 @@ StreamStats BundleReader::read_entries(const EntryTarget& target, core::Progress
     const StreamEntry& entry = claim(*tar_entry);
     core::with_context("reading bundle entry " + entry.path, [&] {
       std::unique_ptr<EntrySink> sink = target ? target(entry) : nullptr;
+      // Progress counts blob bytes, as `total` does (not ferry.json, index.json, oci-layout).
+      const bool blob = entry.path.rfind("blobs/", 0) == 0;
       const auto metadata = verify_body(m_tar, entry, sink.get(), true, [&](std::size_t n) {
         stats.bytes += n;
-        progress.progress({"verify", entry.path, stats.bytes, total});
+        if (!blob) return;
+        blob_bytes += n;
+        progress.progress({"verify", entry.path, blob_bytes, total});
       });
       if (metadata) learn_children(entry, *metadata);
       if (sink) sink->commit();

@@ -47,10 +47,14 @@ StreamStats BundleReader::read_entries_parallel(const std::filesystem::path& fil
   bool walked = false;                 // every frame is queued (or the walk stopped)
   std::optional<FrameExtent> end_frame; // the frame holding the end-of-archive blocks
 
+  std::uint64_t progress_bytes = 0; // guarded by progress_mutex
   auto count = [&](const StreamEntry& entry, std::size_t n) {
+    verified_bytes += n;
+    // Progress counts blob bytes, as `total` does (not ferry.json, index.json, oci-layout).
+    if (entry.path.rfind("blobs/", 0) != 0) return;
     std::lock_guard lock(progress_mutex); // also keeps the reported totals in order
-    const std::uint64_t now = verified_bytes += n;
-    progress.progress({"verify", entry.path, now, total});
+    progress_bytes += n;
+    progress.progress({"verify", entry.path, progress_bytes, total});
   };
   // Reads the one entry of `frame` (the caller holds no lock). `index` counts frames
   // from the file's start in the metadata phase (-1 after it, when only layers may

@@ -47,7 +47,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   ferry::cli::GlobalFlags flags;
-  app.add_option("--output", flags.output, "Result format: text (default) or json");
+  app.add_option("--output", flags.output,
+                 "Result format: text (default), json, or ndjson (every log line, progress step, finished stage "
+                 "and the result as JSON lines on standard output)")
+      ->type_name("FORMAT:{text,json,ndjson}");
   app.add_flag("-q,--quiet", flags.quiet, "Print warnings and results only");
   app.add_flag("-v,--verbose", flags.verbose, "Print debug lines too");
   app.footer("Exit codes: 0 ok, 1 error, 2 usage, 3 integrity/signature failure, 4 registry failure, 5 upgrade failure.\n"
@@ -70,6 +73,7 @@ int main(int argc, char** argv) {
   ferry::cli::add_diff(app, run);
   ferry::cli::add_serve(app, run);
   ferry::cli::add_version(app, run);
+  ferry::cli::add_reference(app, run);
 
   // ferry takes no secret on the command line (every user of the machine can read it
   // there). Someone who tries gets the ways that work, and the value is not quoted back

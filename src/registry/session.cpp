@@ -10,6 +10,7 @@
 #include "core/secret.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <exception>
@@ -64,6 +65,32 @@ Outcome classify_curl(CURLcode code) {
 
 // scheme://host:port of a URL (lower-cased, default port filled in), for deciding where
 // credentials may go.
+// The host's CA bundle: SSL_CERT_FILE when set, else the path libcurl was built with, else
+// the first file of the places distributions keep it. The static binary's libcurl has no
+// built-in path (packaging/static/build-deps.sh), so the same binary verifies TLS on
+// Debian, RHEL, SUSE and Alpine jump hosts. Empty when there is none.
+std::string system_ca_bundle() {
+  std::error_code ec;
+  const char* from_env = std::getenv("SSL_CERT_FILE");
+  if (from_env != nullptr && *from_env != '\0') return from_env;
+  CurlEasy probe(curl_easy_init());
+  char* built_in = nullptr;
+  if (probe && curl_easy_getinfo(probe.get(), CURLINFO_CAINFO, &built_in) == CURLE_OK && built_in != nullptr &&
+      std::filesystem::is_regular_file(built_in, ec)) {
+    return built_in;
+  }
+  for (const char* path : {
+           "/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Alpine
+           "/etc/pki/tls/certs/ca-bundle.crt",                  // RHEL, Fedora, Rocky, Alma
+           "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // RHEL 7 and later
+           "/etc/ssl/ca-bundle.pem",                            // SUSE
+           "/etc/ssl/cert.pem",                                 // Alpine, BSD-style
+       }) {
+    if (std::filesystem::is_regular_file(path, ec)) return path;
+  }
+  return {};
+}
+
 std::string origin_of(const std::string& url) {
   CurlUrl handle(curl_url());
   if (!handle || curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return {};
@@ -302,6 +329,7 @@ Session::Session(std::string host_, ClientOptions options_, core::LogSink& log_)
   if (options.chunk_size == 0) throw core::UsageError("the upload chunk size must be at least one byte");
 
   const TlsOptions& tls = options.tls;
+  ca_path = system_ca_bundle();
   if (!tls.ca_file.empty()) {
     const std::string pem = core::read_file(tls.ca_file, 16u << 20);
     if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
@@ -310,18 +338,12 @@ Session::Session(std::string host_, ClientOptions options_, core::LogSink& log_)
     }
     // CURLOPT_CAINFO would replace the system bundle; the blob holds both, so that a
     // redirect to public blob storage still verifies.
-    CurlEasy probe(curl_easy_init());
-    char* system_bundle = nullptr;
-    if (probe && curl_easy_getinfo(probe.get(), CURLINFO_CAINFO, &system_bundle) == CURLE_OK &&
-        system_bundle != nullptr) {
-      std::error_code ec;
-      if (std::filesystem::is_regular_file(system_bundle, ec)) {
-        try {
-          ca_blob = core::read_file(system_bundle, 64u << 20);
-          ca_blob += '\n';
-        } catch (const core::Error&) {
-          ca_blob.clear();
-        }
+    if (!ca_path.empty()) {
+      try {
+        ca_blob = core::read_file(ca_path, 64u << 20);
+        ca_blob += '\n';
+      } catch (const core::Error&) {
+        ca_blob.clear();
       }
     }
     ca_blob += pem;
@@ -406,6 +428,8 @@ Response Session::perform(Request& request) {
   if (!ca_blob.empty()) {
     ca = curl_blob{ca_blob.data(), ca_blob.size(), CURL_BLOB_NOCOPY};
     set_option(easy, CURLOPT_CAINFO_BLOB, &ca);
+  } else if (!ca_path.empty()) {
+    set_option(easy, CURLOPT_CAINFO, ca_path.c_str());
   }
   if (!tls.cert_file.empty()) set_option(easy, CURLOPT_SSLCERT, tls.cert_file.c_str());
   if (!tls.key_file.empty()) set_option(easy, CURLOPT_SSLKEY, tls.key_file.c_str());

@@ -118,7 +118,8 @@ struct Session {
   std::string base_origin;
   ClientOptions options;
   core::LogSink& log;  // must be thread-safe: every thread logs through it
-  std::string ca_blob; // system trust + --ca-file, or empty for curl's defaults
+  std::string ca_path; // the host's CA bundle (system_ca_bundle()), or empty
+  std::string ca_blob; // system trust + --ca-file, or empty to use ca_path
   HandlePool pool;
 
   std::atomic<std::uint64_t> requests{0};

@@ -42,6 +42,8 @@ void add_version(CLI::App& app, CommandRun& run);
 void add_inventory(CLI::App& app, CommandRun& run);
 void add_diff(CLI::App& app, CommandRun& run);
 void add_serve(CLI::App& app, CommandRun& run);
+// ferry completion and ferry man, from the command tree of `app` (add them last).
+void add_reference(CLI::App& app, CommandRun& run);
 
 // The passphrase for a private key: the file's first line when `file` is given, else
 // $FERRY_KEY_PASSPHRASE (then removed from the environment), else nothing. Never from

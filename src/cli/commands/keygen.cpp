@@ -23,7 +23,8 @@ void add_keygen(CLI::App& app, CommandRun& run) {
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("keygen", "Create a signing key pair: NAME.key (private, mode 0600) and NAME.pub");
   cmd->add_option("--out", flags->out, "Path and base name of the key files (NAME.key, NAME.pub)")->required();
-  cmd->add_option("--type", flags->type, "Key type: ed25519 (default, reproducible bundles) or ecdsa-p256 (FIPS, cosign)");
+  cmd->add_option("--type", flags->type, "Key type: ed25519 (default, reproducible bundles) or ecdsa-p256 (FIPS, cosign)")
+      ->type_name("TYPE:{ed25519,ecdsa-p256}");
   cmd->add_option("--passphrase-file", flags->passphrase_file,
                   "Encrypt the private key with the passphrase in this file (or set FERRY_KEY_PASSPHRASE)");
   cmd->callback([flags, &run] {

@@ -219,6 +219,7 @@ void add_values(CLI::App& app, CommandRun& run) {
                   "BUNDLE: also write node mirror configuration mapping every source registry of the bundle to "
                   "--registry, for containerd (certs.d/REGISTRY/hosts.toml), k3s or rke2 (registries.yaml) or cri-o "
                   "(registries.conf.d/50-ferry-mirrors.conf), in -o DIR; repeatable")
+      ->type_name("RUNTIME:{containerd,k3s,rke2,cri-o}")
       ->allow_extra_args(false);
   cmd->add_option("--mirror-ca", flags->mirror_ca,
                   "Path of the internal registry's CA certificate on the nodes, for the mirror configuration");
