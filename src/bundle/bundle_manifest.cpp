@@ -969,4 +969,59 @@ BundleManifest load_bundle_manifest(const fs::path& file) {
   return parse_bundle_manifest(text, file);
 }
 
+std::string one_off_manifest(const OneOffSpec& spec) {
+  if (spec.images.empty() && spec.charts.empty()) {
+    throw core::UsageError("nothing to pack", "give a manifest with -f, or images with --image and charts with --chart");
+  }
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "apiVersion" << YAML::Value << "ferry/v1";
+  out << YAML::Key << "kind" << YAML::Value << "Bundle";
+  out << YAML::Key << "metadata" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << spec.name;
+  out << YAML::Key << "version" << YAML::Value << YAML::DoubleQuoted << spec.version;
+  out << YAML::EndMap;
+  if (!spec.images.empty()) {
+    out << YAML::Key << "images" << YAML::Value << YAML::BeginSeq;
+    for (const auto& image : spec.images) out << YAML::DoubleQuoted << image;
+    out << YAML::EndSeq;
+  }
+  if (!spec.charts.empty()) {
+    out << YAML::Key << "charts" << YAML::Value << YAML::BeginSeq;
+    for (const auto& chart : spec.charts) {
+      const std::string example = "e.g. --chart oci://ghcr.io/org/charts/app:1.2.0 or --chart "
+                                  "https://charts.example.com/app:^1.2";
+      const bool url = chart.rfind("oci://", 0) == 0 || chart.rfind("https://", 0) == 0 ||
+                       chart.rfind("http://", 0) == 0;
+      if (!url) {
+        throw core::UsageError("--chart " + chart + ": give the chart's repository URL, NAME and version",
+                               example + "; a local chart goes into a manifest's `charts:` with `path:`");
+      }
+      const auto scheme_end = chart.find("://") + 3;
+      const auto slash = chart.rfind('/');
+      if (slash == std::string::npos || slash < scheme_end || chart.find('/', scheme_end) == std::string::npos ||
+          slash + 1 == chart.size()) {
+        throw core::UsageError("--chart " + chart + ": no chart name after the repository URL", example);
+      }
+      const std::string repo = chart.substr(0, slash);
+      const std::string last = chart.substr(slash + 1);
+      const auto colon = last.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == last.size()) {
+        throw core::UsageError("--chart " + chart + ": no version (ferry packs an exact version or a constraint)",
+                               example);
+      }
+      out << YAML::BeginMap;
+      out << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << last.substr(0, colon);
+      out << YAML::Key << "repo" << YAML::Value << YAML::DoubleQuoted << repo;
+      out << YAML::Key << "version" << YAML::Value << YAML::DoubleQuoted << last.substr(colon + 1);
+      out << YAML::Key << "images" << YAML::Value << "auto";
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
+  return std::string("# Written by `ferry pack --image/--chart`; `ferry pack -f` this file packs the same bundle.\n") +
+         out.c_str() + "\n";
+}
+
 } // namespace ferry::bundle

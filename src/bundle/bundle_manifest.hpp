@@ -80,4 +80,19 @@ BundleManifest load_bundle_manifest(const std::filesystem::path& file);
 // The same from text already read; `file` is used for messages and base_dir.
 BundleManifest parse_bundle_manifest(const std::string& text, const std::filesystem::path& file);
 
+// A one-off bundle from `ferry pack --image … --chart …`: the text of the equivalent
+// ferry manifest (YAML), which `ferry pack` writes beside the bundle and then packs, so
+// the bundle is reproducible with `-f`. `images` are references as in `images:`;
+// `charts` are "oci://HOST/PATH/NAME:VERSION" or "https://REPO_URL/NAME:VERSION" (the
+// last path segment names the chart, the rest is the repository; VERSION is an exact
+// version or a constraint), each with `images: auto`. UsageError for a chart without a
+// repository URL or a version, or when there is nothing to pack.
+struct OneOffSpec {
+  std::string name;    // metadata.name
+  std::string version; // metadata.version
+  std::vector<std::string> images;
+  std::vector<std::string> charts;
+};
+std::string one_off_manifest(const OneOffSpec& spec);
+
 } // namespace ferry::bundle

@@ -63,8 +63,6 @@ Outcome classify_curl(CURLcode code) {
   }
 }
 
-// scheme://host:port of a URL (lower-cased, default port filled in), for deciding where
-// credentials may go.
 // The host's CA bundle: SSL_CERT_FILE when set, else the path libcurl was built with, else
 // the first file of the places distributions keep it. The static binary's libcurl has no
 // built-in path (packaging/static/build-deps.sh), so the same binary verifies TLS on
@@ -91,6 +89,8 @@ std::string system_ca_bundle() {
   return {};
 }
 
+// scheme://host:port of a URL (lower-cased, default port filled in), for deciding where
+// credentials may go.
 std::string origin_of(const std::string& url) {
   CurlUrl handle(curl_url());
   if (!handle || curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return {};
@@ -680,6 +680,13 @@ std::string Session::hint_for(Outcome outcome, const Call& call, const Response&
       return host + "'s certificate is not signed by the CA in --ca-file " + options.tls.ca_file.string() +
              " (nor by a system CA); pass the CA that did sign it, unless the registry's certificate did not change: "
              "then something in between may be intercepting the connection";
+    }
+    if (ca_path.empty()) {
+      // The static binary on a host whose CA bundle lives somewhere ferry does not look.
+      return "this machine has no CA bundle where ferry looks (SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt, "
+             "/etc/pki/tls/certs/ca-bundle.crt, /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem, "
+             "/etc/ssl/ca-bundle.pem, /etc/ssl/cert.pem), so no certificate can be verified: set SSL_CERT_FILE to "
+             "the CA bundle, or pass the CA that signed " + host + "'s certificate with --ca-file";
     }
     return "pass the CA certificate that signed " + host +
            "'s certificate with --ca-file (or --insecure-skip-tls-verify for a test registry); if the registry's "

@@ -156,9 +156,9 @@ TEST_CASE("the manual page renders without roff warnings and documents every com
   const RunResult lint = run({"groff", "-man", "-Tutf8", "-ww", "-z", page.string()});
   CHECK(lint.exit_code == 0);
   CHECK_MESSAGE(lint.err.empty(), lint.err);
-  const RunResult shown = run({"man", "-l", page.string()}, {.cwd = {}, .env = {{"MANPAGER", "cat"}, {"MANWIDTH", "200"},
-                                                                                {"GROFF_NO_SGR", "1"}},
-                                                               .input = {}});
+  const RunResult shown =
+      run({"man", "-l", page.string()},
+          {.cwd = {}, .env = {{"MANPAGER", "cat"}, {"MANWIDTH", "200"}, {"GROFF_NO_SGR", "1"}}, .input = {}});
   INFO(shown.err);
   REQUIRE(shown.exit_code == 0);
   // man formats with overstrikes when writing to a pipe on some setups; remove them.
@@ -281,10 +281,13 @@ TEST_CASE("on a terminal the progress bar shows rate and ETA and never goes back
   // script(1) gives ferry a terminal; everything ferry writes there comes back on stdout.
   const std::string command = "'" + ferry_bin().string() + "' verify '" + p.bundle.string() + "' --pubkey '" +
                               p.f.pub.string() + "'";
-  const RunResult tty = run({"script", "-qec", command, "/dev/null"}, {.cwd = {}, .env = {{"NO_COLOR", "1"}}, .input = {}});
+  const RunResult tty =
+      run({"script", "-qec", command, "/dev/null"}, {.cwd = {}, .env = {{"NO_COLOR", "1"}}, .input = {}});
   INFO(tty.out);
   REQUIRE(tty.exit_code == 0);
-  static const std::regex k_frame(R"(verify\s+\[([#.]+)\]\s+(\S+ \S+) / (\S+ \S+)\s+([0-9.]+)%\s+\S+ \S+/s\s+(ETA \S+|done \S+))");
+  // "verify   [#####.....]  1.2 MiB / 2.4 MiB   50.0%   350.0 MiB/s  ETA 4s"
+  static const std::regex k_frame(
+      R"(verify\s+\[([#.]+)\]\s+(\S+ \S+) / (\S+ \S+)\s+([0-9.]+)%\s+\S+ \S+/s\s+(ETA \S+|done \S+))");
   double last_percent = -1;
   int frames = 0;
   for (auto it = std::sregex_iterator(tty.out.begin(), tty.out.end(), k_frame); it != std::sregex_iterator(); ++it) {

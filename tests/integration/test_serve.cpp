@@ -468,6 +468,59 @@ TEST_CASE("Hauler manifests and image lists pack the same content as the equival
     CHECK(list_form["images"].size() == 3);
     CHECK(list_form == ferry_form);
   }
+  SUBCASE("--image and --chart flags, and the manifest they leave beside the bundle") {
+    // The chart's image (docker.io/example/app1) comes through --mirror from the same server.
+    const std::vector<std::string> common = {"--key", p.f.key.string(), "--plain-http", "--no-cache", "--no-lock",
+                                             "--mirror", "docker.io=" + r};
+    auto env = isolated_env(dir);
+    env["SOURCE_DATE_EPOCH"] = "1700000000";
+    const fs::path manifest = manifests / "ferry-form.yaml";
+    write_file(manifest, "apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: quick, version: \"7\"}\n"
+                         "images:\n  - " + r + "/team/app2:1.0\n"
+                         "charts:\n  - {name: demo, repo: \"oci://" + r + "/charts\", version: 0.3.1, images: auto}\n");
+    std::vector<std::string> args = {"pack", "-f", manifest.string(), "-o", (dir / "ferry-form.tar.zst").string()};
+    args.insert(args.end(), common.begin(), common.end());
+    const RunResult from_manifest = run_ferry(args, {.cwd = {}, .env = env, .input = {}});
+    REQUIRE_MESSAGE(from_manifest.exit_code == 0, from_manifest.err);
+
+    const fs::path quick = dir / "quick-7.tar.zst";
+    args = {"pack", "--image", r + "/team/app2:1.0", "--chart", "oci://" + r + "/charts/demo:0.3.1", "--name", "quick",
+            "--bundle-version", "7", "-o", quick.string()};
+    args.insert(args.end(), common.begin(), common.end());
+    const RunResult from_flags = run_ferry(args, {.cwd = {}, .env = env, .input = {}});
+    REQUIRE_MESSAGE(from_flags.exit_code == 0, from_flags.err);
+    const json flags_form = content_of(quick);
+    CHECK(flags_form["images"].size() == 2); // app2, and example/app1 found in the chart
+    CHECK(flags_form["charts"].size() == 1);
+    CHECK(flags_form == content_of(dir / "ferry-form.tar.zst"));
+    const json head = json::parse(must({"tar", "--zstd", "-xOf", quick.string(), "ferry.json"}));
+    CHECK(head["name"] == "quick");
+    CHECK(head["version"] == "7");
+
+    // The manifest written beside the bundle packs the same bundle again with -f.
+    const fs::path written = dir / "quick-7.manifest.yaml";
+    REQUIRE(fs::exists(written));
+    CHECK(contains(from_flags.err, written.string()));
+    args = {"pack", "-f", written.string(), "-o", (dir / "again.tar.zst").string()};
+    args.insert(args.end(), common.begin(), common.end());
+    const RunResult again = run_ferry(args, {.cwd = {}, .env = env, .input = {}});
+    REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+    CHECK(content_of(dir / "again.tar.zst") == flags_form);
+
+    // A file of that name holding something else is the user's: refused, left alone.
+    write_file(written, "# mine\n");
+    args = {"pack", "--image", r + "/team/app2:1.0", "-o", quick.string()};
+    args.insert(args.end(), common.begin(), common.end());
+    const RunResult clash = run_ferry(args, {.cwd = {}, .env = env, .input = {}});
+    CHECK(clash.exit_code == 2);
+    CHECK(contains(clash.err, "move it away"));
+    CHECK(read_file(written) == "# mine\n");
+    // -f and --image exclude each other; neither is a usage error.
+    CHECK(run_ferry({"pack", "-f", manifest.string(), "--image", "x:1", "--dry-run"}).exit_code == 2);
+    const RunResult nothing = run_ferry({"pack", "--dry-run"});
+    CHECK(nothing.exit_code == 2);
+    CHECK(contains(nothing.err, "--image"));
+  }
 }
 
 } // TEST_SUITE

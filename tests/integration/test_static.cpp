@@ -130,7 +130,8 @@ TEST_CASE("the static ferry travels in its bundle and verifies and pushes it fro
   REQUIRE(content_digest.rfind("sha256:", 0) == 0);
   const std::string hex = content_digest.substr(7);
   must({"tar", "--zstd", "-xf", bundle.string(), "-C", media.string(), "blobs/sha256/" + hex});
-  must({"sh", "-c", "cd '" + media.string() + "' && echo '" + hex + "  blobs/sha256/" + hex + "' | sha256sum -c --quiet"});
+  must({"sh", "-c",
+        "cd '" + media.string() + "' && echo '" + hex + "  blobs/sha256/" + hex + "' | sha256sum -c --quiet"});
 
   // The empty root: the binary from the bundle, /etc/passwd, the registry's CA where RHEL
   // keeps the system bundle, a /tmp, a home, and the media. No ld.so, no libraries.
@@ -180,6 +181,9 @@ TEST_CASE("the static ferry travels in its bundle and verifies and pushes it fro
     const RunResult refused = chrooted(again, "ferry-test-secret\n");
     CHECK(refused.exit_code == k_registry_failure);
     CHECK(contains(refused.err, "certificate"));
+    // The hint names where ferry looked and the way out.
+    CHECK(contains(refused.err, "/etc/pki/tls/certs/ca-bundle.crt"));
+    CHECK(contains(refused.err, "SSL_CERT_FILE"));
   }
   SUBCASE("SSL_CERT_FILE names a CA file anywhere in the root") {
     fs::rename(root / "etc/pki/tls/certs/ca-bundle.crt", root / "media/site-ca.pem");

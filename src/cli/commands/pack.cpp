@@ -3,12 +3,14 @@
 #include "pack.hpp"
 #include "pack_cache.hpp"
 
+#include "bundle/bundle_manifest.hpp"
 #include "bundle/volumes.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/commands/registry_flags.hpp"
 #include "cli/output.hpp"
 #include "cli/render.hpp"
 #include "core/error.hpp"
+#include "core/fs.hpp"
 #include "core/secret.hpp"
 
 #include <CLI/CLI.hpp>
@@ -19,6 +21,8 @@
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 namespace ferry::cli {
 
@@ -132,6 +136,52 @@ void print_plan(Output& out, const PackResult& r) {
   }
 }
 
+// The manifest of a one-off bundle (--image, --chart): written as STEM.manifest.yaml
+// beside the bundle -o names (or in `scratch` for a --dry-run without -o), so the bundle
+// can be packed again with -f. An existing file of that name is used only when it holds
+// exactly this manifest: anything else there is the user's and stays untouched.
+std::filesystem::path one_off_manifest_file(const std::vector<std::string>& images,
+                                            const std::vector<std::string>& charts, std::string name,
+                                            const std::string& version, const std::string& output,
+                                            std::optional<core::TempDir>& scratch, Output& out) {
+  namespace fs = std::filesystem;
+  if (images.empty() && charts.empty()) {
+    throw core::UsageError("pack needs a manifest (-f FILE) or what to pack (--image, --chart)",
+                           "e.g. ferry pack --image docker.io/library/busybox:1.36 -o quick-1.tar.zst --key release.key");
+  }
+  fs::path dir;
+  std::string stem;
+  if (!output.empty()) {
+    stem = fs::path(output).filename().string();
+    for (const std::string_view ext : {".tar.zst", ".zst"}) {
+      if (stem.size() > ext.size() && stem.compare(stem.size() - ext.size(), ext.size(), ext) == 0) {
+        stem.resize(stem.size() - ext.size());
+        break;
+      }
+    }
+    dir = fs::path(output).parent_path();
+    if (dir.empty()) dir = ".";
+  } else {
+    scratch.emplace();
+    dir = scratch->path();
+    stem = name.empty() ? "one-off" : name;
+  }
+  if (name.empty()) name = stem;
+  const std::string text = bundle::one_off_manifest({.name = name, .version = version, .images = images, .charts = charts});
+  const fs::path file = dir / (stem + ".manifest.yaml");
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    if (core::read_file(file, 1u << 20) != text) {
+      throw core::UsageError(core::display(file) + " exists and is not the manifest these --image/--chart flags make",
+                             "pack it with -f " + core::display(file) + ", or move it away");
+    }
+  } else {
+    core::write_file_atomic(file, text);
+  }
+  if (!scratch) out.info("wrote " + core::display(file) + ": this bundle's manifest (`ferry pack -f` packs it again)");
+  return file;
+}
+
 } // namespace
 
 void add_pack(CLI::App& app, CommandRun& run) {
@@ -154,10 +204,24 @@ void add_pack(CLI::App& app, CommandRun& run) {
     bool no_lock = false;
     std::vector<std::string> bases;
     std::vector<std::string> base_pubkeys;
+    std::vector<std::string> images; // one-off bundle: --image, --chart, --name, --bundle-version
+    std::vector<std::string> charts;
+    std::string name;
+    std::string bundle_version = "0";
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("pack", "Build a signed bundle from a bundle manifest");
-  cmd->add_option("-f,--file", flags->manifest, "Bundle manifest (YAML, see manifests/), a Hauler manifest (kinds Images, Charts, Files) or a plain image list")->required();
+  auto* file = cmd->add_option(
+      "-f,--file", flags->manifest,
+      "Bundle manifest (YAML, see manifests/), a Hauler manifest (kinds Images, Charts, Files) or a plain image list");
+  auto* image = cmd->add_option("--image", flags->images,
+                                "One-off bundle without a manifest: an image to pack, as in `images:` (repeatable)");
+  auto* chart = cmd->add_option("--chart", flags->charts,
+                                "One-off bundle: a chart, oci://HOST/PATH/NAME:VERSION or https://REPO_URL/NAME:VERSION "
+                                "(VERSION exact or a constraint), with its images found (`images: auto`; repeatable)");
+  file->excludes(image)->excludes(chart);
+  cmd->add_option("--name", flags->name, "One-off bundle: its name (default: the stem of -o)")->excludes(file);
+  cmd->add_option("--bundle-version", flags->bundle_version, "One-off bundle: its version (default 0)")->excludes(file);
   cmd->add_option("-o,--out", flags->output,
                   "Bundle to write, NAME.tar.zst (NAME.sha256 is written beside it); required unless --dry-run");
   cmd->add_option("--key", flags->key, "Private signing key (from `ferry keygen`); required unless --dry-run");
@@ -204,6 +268,8 @@ void add_pack(CLI::App& app, CommandRun& run) {
                   "Receipts and bundles given with --base must be signed by this key (repeatable)")
       ->allow_extra_args(false);
   cmd->footer("Timestamps come from SOURCE_DATE_EPOCH (default 0): the same inputs give the same bundle bytes.\n"
+              "With --image/--chart instead of -f, pack writes the equivalent manifest as NAME.manifest.yaml beside\n"
+              "the bundle (and its lock file beside that), so `ferry pack -f NAME.manifest.yaml` packs it again.\n"
               "pack writes the lock file (every tag's digest, every chart's version and digest, every file's digest);\n"
               "`ferry pack --locked` packs exactly that again, to the byte.");
   cmd->callback([flags, &run] {
@@ -216,7 +282,12 @@ void add_pack(CLI::App& app, CommandRun& run) {
                                "give the bundle to write with -o NAME.tar.zst and the signing key with --key, or use "
                                "--dry-run to see the plan");
       }
-      PackOptions options{.manifest = flags->manifest,
+      std::optional<core::TempDir> scratch;
+      const std::filesystem::path manifest =
+          flags->manifest.empty() ? one_off_manifest_file(flags->images, flags->charts, flags->name,
+                                                          flags->bundle_version, flags->output, scratch, out)
+                                  : std::filesystem::path(flags->manifest);
+      PackOptions options{.manifest = manifest,
                           .output = flags->output,
                           .key = flags->key,
                           .passphrase = read_passphrase(flags->passphrase_file),

@@ -321,7 +321,9 @@ void add_reference(CLI::App& app, CommandRun& run) {
                      "Install it:   ferry completion bash > /usr/share/bash-completion/completions/ferry\n"
                      "              ferry completion zsh > /usr/local/share/zsh/site-functions/_ferry");
   completion->callback([&run, &app, shell] {
-    run = [&app, shell](Output& out) { out.result(without_last_newline(*shell == "zsh" ? zsh_script(app) : bash_script(app))); };
+    run = [&app, shell](Output& out) {
+      out.result(without_last_newline(*shell == "zsh" ? zsh_script(app) : bash_script(app)));
+    };
   });
 
   auto* man = app.add_subcommand("man", "Print ferry's manual page (roff), generated from the help texts");

@@ -35,7 +35,8 @@ nlohmann::json build_info() {
       {"compiler", fmt::format("gcc-compatible {}", __VERSION__)},
       {"libraries",
        {
-           {"libcurl", std::string(curl->version) + (curl->ssl_version ? std::string(" (") + curl->ssl_version + ")" : "")},
+           {"libcurl",
+            std::string(curl->version) + (curl->ssl_version ? std::string(" (") + curl->ssl_version + ")" : "")},
            {"openssl", OpenSSL_version(OPENSSL_VERSION)},
            {"libarchive", archive_version_details()},
            {"zstd", ZSTD_versionString()},
@@ -50,7 +51,8 @@ nlohmann::json build_info() {
 } // namespace
 
 void add_version(CLI::App& app, CommandRun& run) {
-  auto* cmd = app.add_subcommand("version", "Show the version of ferry, the bundle format it writes, and how it was built");
+  auto* cmd =
+      app.add_subcommand("version", "Show the version of ferry, the bundle format it writes, and how it was built");
   cmd->callback([&run] {
     run = [](Output& out) {
       const auto build = build_info();

@@ -468,3 +468,47 @@ TEST_CASE("parse_bundle_manifest refuses what it cannot honour in a Hauler manif
   f = failure_of("apiVersion: content.hauler.cattle.io/v1\nkind: Images\nspec: {}\n---\n" + k_head);
   CHECK(contains(f.message, "may hold only Hauler documents"));
 }
+
+TEST_CASE("one_off_manifest writes the ferry manifest that --image and --chart describe, and it parses back") {
+  using ferry::bundle::one_off_manifest;
+  const std::string text = one_off_manifest(
+      {.name = "quick",
+       .version = "2026.11",
+       .images = {"busybox:1.36", "quay.io/minio/minio@sha256:" + std::string(64, 'a'), "ghcr.io/a/b:\"q\" #x"},
+       .charts = {"oci://ghcr.io/org/charts/app:1.2.0", "https://charts.example.com:8443/stable/web:^2.1 || 3.x"}});
+  // The last image is no valid reference: the text must still be valid YAML, and the
+  // parser then names the reference.
+  CHECK_THROWS_WITH_AS(parse_bundle_manifest(text, "quick.manifest.yaml"), doctest::Contains("ghcr.io/a/b"), UsageError);
+
+  const std::string good = one_off_manifest(
+      {.name = "quick",
+       .version = "2026.11",
+       .images = {"busybox:1.36", "quay.io/minio/minio@sha256:" + std::string(64, 'a')},
+       .charts = {"oci://ghcr.io/org/charts/app:1.2.0", "https://charts.example.com:8443/stable/web:^2.1 || 3.x"}});
+  const auto m = parse_bundle_manifest(good, "quick.manifest.yaml");
+  CHECK(m.name == "quick");
+  CHECK(m.version == "2026.11");
+  REQUIRE(m.images.size() == 2);
+  CHECK(m.images[0].ref == "busybox:1.36");
+  CHECK(m.images[1].ref == "quay.io/minio/minio@sha256:" + std::string(64, 'a'));
+  REQUIRE(m.charts.size() == 2);
+  CHECK(m.charts[0].name == "app");
+  CHECK(m.charts[0].repo == "oci://ghcr.io/org/charts");
+  CHECK(m.charts[0].version == "1.2.0");
+  CHECK(m.charts[0].images_auto);
+  CHECK(m.charts[1].name == "web");
+  CHECK(m.charts[1].repo == "https://charts.example.com:8443/stable");
+  CHECK(m.charts[1].version == "^2.1 || 3.x");
+  CHECK(m.charts[1].images_auto);
+  CHECK(text.rfind("# Written by `ferry pack --image/--chart`", 0) == 0);
+
+  SUBCASE("charts without a repository, a name or a version, and nothing at all, are refused") {
+    for (const char* bad : {"./charts/app", "app:1.0", "oci://ghcr.io/app", "oci://ghcr.io/org/", "oci://ghcr.io/org/app",
+                            "https://charts.example.com/app:"}) {
+      CAPTURE(bad);
+      CHECK_THROWS_AS(one_off_manifest({.name = "q", .version = "0", .images = {}, .charts = {bad}}), UsageError);
+    }
+    CHECK_THROWS_WITH_AS(one_off_manifest({.name = "q", .version = "0", .images = {}, .charts = {}}),
+                         doctest::Contains("nothing to pack"), UsageError);
+  }
+}
