@@ -33,6 +33,12 @@ const char* level_name(core::LogLevel level) {
   return "info";
 }
 
+// One ndjson line. Messages and paths may hold bytes that are not UTF-8 (a file name, a
+// registry's error body): they become U+FFFD instead of failing the dump.
+std::string ndjson_line(const nlohmann::json& event) {
+  return event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 double seconds_between(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
@@ -49,7 +55,7 @@ void Output::log(core::LogLevel level, std::string_view message) {
   if (level == core::LogLevel::info && m_options.quiet) return;
   std::lock_guard lock(m_mutex);
   if (ndjson()) {
-    emit_locked(nlohmann::json{{"event", "log"}, {"level", level_name(level)}, {"message", message}}.dump());
+    emit_locked(ndjson_line({{"event", "log"}, {"level", level_name(level)}, {"message", message}}));
     return;
   }
   const bool redraw = m_progress_shown;
@@ -91,13 +97,12 @@ void Output::progress(const core::ProgressEvent& event) {
 void Output::show_progress_locked(std::chrono::steady_clock::time_point now) {
   m_shown_done = m_done;
   if (ndjson()) {
-    emit_locked(nlohmann::json{{"event", "progress"},
+    emit_locked(ndjson_line({{"event", "progress"},
                                {"stage", m_stage},
                                {"item", m_item},
                                {"doneBytes", m_done},
                                {"totalBytes", m_total},
-                               {"seconds", seconds_between(m_stage_started, now)}}
-                    .dump());
+                               {"seconds", seconds_between(m_stage_started, now)}}));
     return;
   }
   // Plain (non-terminal) runs get the log lines and the stage summaries only.
@@ -125,7 +130,7 @@ void Output::finish_progress_locked() {
   if (m_stage.empty()) return;
   const double seconds = seconds_between(m_stage_started, now);
   if (ndjson()) {
-    emit_locked(nlohmann::json{{"event", "stage"}, {"stage", m_stage}, {"bytes", m_done}, {"seconds", seconds}}.dump());
+    emit_locked(ndjson_line({{"event", "stage"}, {"stage", m_stage}, {"bytes", m_done}, {"seconds", seconds}}));
   } else if (!m_options.quiet) {
     const double rate = seconds > 0 ? static_cast<double>(m_done) / seconds : 0.0;
     fmt::print(stderr, "ferry: {}: {} in {:.1f} s ({}/s)\n", m_stage, human_bytes(m_done), seconds,
@@ -142,7 +147,7 @@ void Output::result(std::string_view line) {
     // A result is one JSON document (print_json); anything else is carried as text.
     nlohmann::json value = nlohmann::json::parse(line, nullptr, false);
     if (value.is_discarded()) value = std::string(line);
-    emit_locked(nlohmann::json{{"event", "result"}, {"result", std::move(value)}}.dump());
+    emit_locked(ndjson_line({{"event", "result"}, {"result", std::move(value)}}));
     return;
   }
   fmt::print("{}\n", line);

@@ -170,7 +170,11 @@ json bundle_json(const bundle::BundleDescriptor& d, const bundle::SignatureCheck
   };
 }
 
-void print_json(Output& out, const json& value) { out.result(value.dump()); }
+// Paths and messages may hold bytes that are not UTF-8: they become U+FFFD instead of
+// failing the dump.
+void print_json(Output& out, const json& value) {
+  out.result(value.dump(-1, ' ', false, json::error_handler_t::replace));
+}
 
 } // namespace ferry::cli
 

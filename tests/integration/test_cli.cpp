@@ -272,6 +272,26 @@ TEST_CASE("--output ndjson streams log lines, progress that never goes backwards
   REQUIRE(plain.exit_code == 0);
   CHECK(events.back()["result"] == json::parse(plain.out));
   CHECK(r.err.empty());
+
+  // A path that is not UTF-8 (Linux allows any bytes but '/' and NUL) still gives valid
+  // JSON, in both forms: the byte becomes U+FFFD.
+  const fs::path odd = dir / "odd-\xff-name.tar.zst";
+  fs::copy_file(p.bundle, odd);
+  for (const char* format : {"json", "ndjson"}) {
+    CAPTURE(format);
+    const RunResult o = run_ferry({"verify", odd.string(), "--pubkey", p.f.pub.string(), "--output", format});
+    INFO(o.err);
+    REQUIRE(o.exit_code == 0);
+    std::istringstream lines(o.out);
+    int parsed = 0;
+    for (std::string line; std::getline(lines, line);) {
+      CAPTURE(line);
+      CHECK_FALSE(json::parse(line, nullptr, false).is_discarded());
+      ++parsed;
+    }
+    CHECK(parsed >= 1);
+    CHECK(o.out.find("odd-\xef\xbf\xbd-name") != std::string::npos);
+  }
 }
 
 TEST_CASE("on a terminal the progress bar shows rate and ETA and never goes backwards; a pipe gets plain lines") {
