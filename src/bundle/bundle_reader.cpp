@@ -63,13 +63,7 @@ BundleDescriptor check_descriptor(const std::string& descriptor_bytes, const std
     }
     // The raw bytes are checked against every trusted key before anything in them is
     // parsed: unsigned input never reaches the JSON parser on this path.
-    const PublicKey* key = nullptr;
-    for (const auto& candidate : trusted.keys()) {
-      if (candidate.verify(descriptor_bytes, *signature)) {
-        key = &candidate;
-        break;
-      }
-    }
+    const PublicKey* key = trusted.signer_of(descriptor_bytes, *signature);
     if (!key) {
       // Only now, for the message, look at what ferry.json claims (it may be garbage).
       std::string claimed;

@@ -189,13 +189,7 @@ std::string verify_receipt_signature(std::string_view bytes, std::string_view si
   std::string have;
   for (const auto& id : trusted.key_ids()) have += (have.empty() ? "" : ", ") + id;
   // The bytes are checked before anything in them is believed.
-  const PublicKey* key = nullptr;
-  for (const auto& candidate : trusted.keys()) {
-    if (candidate.verify(bytes, *signature)) {
-      key = &candidate;
-      break;
-    }
-  }
+  const PublicKey* key = trusted.signer_of(bytes, *signature);
   if (!key) {
     std::string claimed;
     try {

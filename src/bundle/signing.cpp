@@ -351,6 +351,13 @@ const PublicKey* TrustedKeys::find(std::string_view key_id) const {
   return nullptr;
 }
 
+const PublicKey* TrustedKeys::signer_of(std::string_view data, std::string_view signature) const {
+  for (const PublicKey& key : m_keys) {
+    if (key.verify(data, signature)) return &key;
+  }
+  return nullptr;
+}
+
 std::vector<std::string> TrustedKeys::key_ids() const {
   std::vector<std::string> ids;
   ids.reserve(m_keys.size());

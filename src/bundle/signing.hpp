@@ -89,6 +89,9 @@ class TrustedKeys {
 public:
   void add(PublicKey key);
   const PublicKey* find(std::string_view key_id) const;
+  // The trusted key that made `signature` over `data`, or nullptr: the check callers make
+  // before they parse anything in `data`.
+  const PublicKey* signer_of(std::string_view data, std::string_view signature) const;
   bool empty() const noexcept { return m_keys.empty(); }
   std::vector<std::string> key_ids() const;
   const std::vector<PublicKey>& keys() const noexcept { return m_keys; }

@@ -123,10 +123,14 @@ TEST_CASE("the static ferry travels in its bundle and verifies and pushes it fro
   must({"openssl", "pkeyutl", "-verify", "-pubin", "-inkey", f.pub.string(), "-rawin", "-in",
         (media / "ferry.json").string(), "-sigfile", (media / "ferry.json.sig.bin").string()});
   std::string content_digest;
+  std::string helm_digest;
   const json signed_table = json::parse(read_file(media / "ferry.json"));
   for (const json& file : signed_table.at("files")) {
     if (file.at("path") == "tools/ferry") content_digest = file.at("contentDigest").get<std::string>();
+    if (file.at("path") == "tools/helm") helm_digest = file.at("contentDigest").get<std::string>();
   }
+  // helm travels the same way: the signed table names the sha256 of the file packed.
+  CHECK(helm_digest == "sha256:" + ferry::test::must_run({"sha256sum", helm.string()}).substr(0, 64));
   REQUIRE(content_digest.rfind("sha256:", 0) == 0);
   const std::string hex = content_digest.substr(7);
   must({"tar", "--zstd", "-xf", bundle.string(), "-C", media.string(), "blobs/sha256/" + hex});
